@@ -1,0 +1,520 @@
+"""The catalog: one SQLite file that remembers, per source entry, what has been copied.
+
+Tables (README, "Catalog"):
+  files       one row per source entry (file, directory or symlink): the spec's columns
+              plus kind, link_target, hash_algo, attempts, last_error, synced_at
+  dest_files  what the last scan found under DST (for skip decisions and mirroring)
+  scan_src    staging for a scan in progress; merged into `files` in one transaction
+  runs        one row per run, with what it copied
+  meta        SRC, DST and the schema version this catalog belongs to
+
+Paths are stored as TEXT when they are valid UTF-8 (readable in the sqlite3 shell) and as
+BLOB of the raw bytes otherwise, so every name round-trips exactly. The mapping is a
+function of the bytes, so equal paths always compare equal in SQL.
+
+Writes go through one connection guarded by a lock; the reader thread iterates the
+backlog on a connection of its own (WAL lets it read while the finisher commits). A
+crash can only leave the catalog behind the truth (a copied file still pending), never
+ahead of it: rows become `synced` after the data is durable at the destination.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+from urllib.parse import quote
+
+from .errors import CatalogError, CatalogLocked, FatalError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x46535943  # "FSYC"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def to_db(path: bytes) -> str | bytes:
+    """Path bytes -> catalog value: TEXT if valid UTF-8, else the raw bytes as BLOB."""
+    try:
+        return path.decode("utf-8")
+    except UnicodeDecodeError:
+        return path
+
+
+def from_db(value: str | bytes) -> bytes:
+    """Catalog value -> the exact path bytes it was made from."""
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE files (
+    src_path     PRIMARY KEY,             -- full source path (TEXT, or BLOB if not UTF-8)
+    dst_path     NOT NULL UNIQUE,         -- full destination path
+    kind         TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'symlink')),
+    created      INTEGER,                 -- birth time, ns since epoch; NULL if unknown
+    changed      INTEGER NOT NULL,        -- ctime, ns
+    modified     INTEGER NOT NULL,        -- mtime, ns
+    accessed     INTEGER NOT NULL,        -- atime, ns
+    permissions  INTEGER NOT NULL,        -- st_mode & 0o7777, recorded only
+    uid          INTEGER,
+    gid          INTEGER,
+    hash         TEXT,                    -- hex digest; NULL until fastsync copied it
+    hash_algo    TEXT,                    -- algorithm of `hash`
+    size         INTEGER NOT NULL,        -- bytes (symlink: length of the target)
+    link_target,                          -- symlinks only
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'synced')),
+    synced_at    INTEGER,                 -- ns since epoch
+    attempts     INTEGER NOT NULL DEFAULT 0,  -- failed attempts since it last changed
+    last_error   TEXT
+);
+CREATE INDEX files_backlog ON files (src_path, kind, size, attempts) WHERE status = 'pending';
+CREATE TABLE dest_files (
+    dst_path     PRIMARY KEY,
+    kind         TEXT NOT NULL,           -- file, dir, symlink or special
+    size         INTEGER NOT NULL,
+    modified     INTEGER NOT NULL,
+    link_target
+);
+CREATE TABLE scan_src (
+    src_path     PRIMARY KEY,
+    dst_path     NOT NULL UNIQUE,
+    kind TEXT NOT NULL, size INTEGER NOT NULL, created INTEGER, changed INTEGER NOT NULL,
+    modified INTEGER NOT NULL, accessed INTEGER NOT NULL, permissions INTEGER NOT NULL,
+    uid INTEGER, gid INTEGER, link_target
+);
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY,
+    started       INTEGER NOT NULL,       -- ns since epoch
+    finished      INTEGER,
+    mode          TEXT NOT NULL,          -- scan | resume
+    status        TEXT,                   -- ok | partial | interrupted | failed
+    hash_algo     TEXT NOT NULL,
+    files_copied  INTEGER NOT NULL DEFAULT 0,
+    bytes_copied  INTEGER NOT NULL DEFAULT 0,
+    files_failed  INTEGER NOT NULL DEFAULT 0,
+    files_deleted INTEGER NOT NULL DEFAULT 0,
+    version       TEXT NOT NULL
+);
+"""
+
+SCAN_COLUMNS = ("src_path", "dst_path", "kind", "size", "created", "changed", "modified",
+                "accessed", "permissions", "uid", "gid", "link_target")
+DEST_COLUMNS = ("dst_path", "kind", "size", "modified", "link_target")
+
+# Does destination entry d already hold source entry s? The spec's rule (same size, same
+# mtime) with mtimes compared at the destination's granularity (:window ns, measured at
+# startup: 1 on ext4, 100 on SMB, 1e9 on some shares), directories by mtime only, and
+# symlinks by target.
+MATCH = """(d.kind = s.kind AND d.size = s.size AND CASE s.kind
+    WHEN 'symlink' THEN d.link_target = s.link_target
+    ELSE abs(d.modified - s.modified) < :window END)"""
+
+# The source entry is the one the row describes already: its hash still holds.
+SAME = """(files.kind = excluded.kind AND files.size = excluded.size
+    AND files.modified = excluded.modified AND files.link_target IS excluded.link_target)"""
+
+MERGE = f"""
+INSERT INTO files (src_path, dst_path, kind, size, created, changed, modified, accessed,
+                   permissions, uid, gid, link_target, status)
+SELECT s.src_path, s.dst_path, s.kind, s.size, s.created, s.changed, s.modified,
+       s.accessed, s.permissions, s.uid, s.gid, s.link_target,
+       CASE WHEN {MATCH} THEN 'synced' ELSE 'pending' END
+FROM scan_src s LEFT JOIN dest_files d ON d.dst_path = s.dst_path
+WHERE true
+ON CONFLICT (src_path) DO UPDATE SET
+    hash       = CASE WHEN {SAME} THEN files.hash ELSE NULL END,
+    hash_algo  = CASE WHEN {SAME} THEN files.hash_algo ELSE NULL END,
+    attempts   = CASE WHEN {SAME} THEN files.attempts ELSE 0 END,
+    last_error = CASE WHEN {SAME} THEN files.last_error ELSE NULL END,
+    synced_at  = CASE WHEN {SAME} AND excluded.status = 'synced' THEN files.synced_at END,
+    dst_path = excluded.dst_path, kind = excluded.kind, size = excluded.size,
+    created = excluded.created, changed = excluded.changed, modified = excluded.modified,
+    accessed = excluded.accessed, permissions = excluded.permissions,
+    uid = excluded.uid, gid = excluded.gid, link_target = excluded.link_target,
+    status = excluded.status
+"""
+
+
+@dataclass(frozen=True)
+class Backlog:
+    files: int          # pending files and symlinks
+    bytes: int
+    dirs: int           # pending directories (created and timed after the files)
+    fresh: int          # pending rows never attempted: an interrupted run's leftovers
+
+    @property
+    def empty(self) -> bool:
+        return self.files == 0 and self.dirs == 0
+
+
+@dataclass(slots=True)
+class PendingFile:
+    """One backlog row as the reader needs it."""
+    src: bytes
+    dst: bytes
+    kind: str
+    size: int
+    link_target: bytes | None
+    key: str | bytes    # src_path exactly as stored, for updates
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one backlog entry; recorded in one batch with its neighbours."""
+    key: str | bytes
+    ok: bool
+    size: int = 0
+    hash: str | None = None
+    stat: tuple | None = None       # _core stat tuple of the source as copied
+    error: str | None = None
+
+
+class Catalog:
+    def __init__(self, path: str, conn: sqlite3.Connection, lock_fd: int):
+        self.path = path
+        self._conn = conn
+        self._lock_fd = lock_fd
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- opening --
+
+    @classmethod
+    def open(cls, path: str, src: bytes, dst: bytes, version: str) -> "Catalog":
+        """Open (or create) the catalog for SRC -> DST, holding its lock for this process."""
+        lock_fd = _lock(path)
+        try:
+            conn = _connect(path)
+            catalog = cls(path, conn, lock_fd)
+            catalog._prepare(src, dst, version)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return catalog
+
+    def _prepare(self, src: bytes, dst: bytes, version: str) -> None:
+        conn = self._conn
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            schema = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise CatalogError(f"catalog {self.path!r} is not a usable SQLite file ({e})") from None
+        if not tables:
+            self._create(src, dst, version)
+            return
+        if app_id != APPLICATION_ID:
+            raise CatalogError(f"{self.path!r} is an SQLite database but not a fastsync catalog")
+        if schema > SCHEMA_VERSION:
+            raise CatalogError(f"catalog {self.path!r} has schema v{schema}, written by a newer "
+                               f"fastsync; this one reads v{SCHEMA_VERSION}")
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as e:
+            raise CatalogError(f"catalog {self.path!r} is damaged ({e})") from None
+        if meta.get("src") != to_db(src) or meta.get("dst") != to_db(dst):
+            theirs = (_show(meta.get("src")), _show(meta.get("dst")))
+            raise CatalogError(f"catalog {self.path!r} belongs to SRC={theirs[0]} DST={theirs[1]}; "
+                               f"use another --db for {_show(to_db(src))} -> {_show(to_db(dst))}")
+        _tune(conn)
+
+    def _create(self, src: bytes, dst: bytes, version: str) -> None:
+        conn = self._conn
+        _tune(conn)
+        with self._tx():
+            for statement in SCHEMA.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                ("schema_version", SCHEMA_VERSION), ("src", to_db(src)), ("dst", to_db(dst)),
+                ("created", time.time_ns()), ("created_by", f"fastsync {version}")])
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            os.close(self._lock_fd)
+
+    @contextmanager
+    def _tx(self):
+        """One write transaction; any SQLite failure becomes a FatalError naming the file."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise FatalError(f"catalog {self.path!r}: {e}") from None
+
+    def _query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as e:
+                raise FatalError(f"catalog {self.path!r}: {e}") from None
+
+    # ------------------------------------------------------------------- meta --
+
+    def get_meta(self, key: str, default=None):
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
+
+    def set_meta(self, key: str, value) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # ---------------------------------------------------------------- backlog --
+
+    def backlog(self) -> Backlog:
+        (files, nbytes, dirs, fresh), = self._query(
+            "SELECT coalesce(sum(kind != 'dir'), 0), coalesce(sum(size * (kind != 'dir')), 0),"
+            " coalesce(sum(kind = 'dir'), 0), coalesce(sum(attempts = 0), 0)"
+            " FROM files WHERE status = 'pending'")
+        return Backlog(files, nbytes, dirs, fresh)
+
+    def iter_backlog(self, page: int = 500) -> Iterator[PendingFile]:
+        """Pending files and symlinks in path order, read on a private connection.
+
+        Keyset pages keep memory flat and let rows change underneath: a row that becomes
+        synced simply drops out, and the cursor never revisits a path it has passed.
+        """
+        conn = _connect(self.path, readonly=True)
+        try:
+            last: str | bytes | None = None
+            while True:
+                if last is None:
+                    rows = conn.execute(
+                        "SELECT src_path, dst_path, kind, size, link_target FROM files"
+                        " WHERE status = 'pending' AND kind != 'dir'"
+                        " ORDER BY src_path LIMIT ?", (page,)).fetchall()
+                else:
+                    rows = conn.execute(
+                        "SELECT src_path, dst_path, kind, size, link_target FROM files"
+                        " WHERE status = 'pending' AND kind != 'dir' AND src_path > ?"
+                        " ORDER BY src_path LIMIT ?", (last, page)).fetchall()
+                if not rows:
+                    return
+                for key, dst, kind, size, target in rows:
+                    yield PendingFile(from_db(key), from_db(dst), kind, size,
+                                      None if target is None else from_db(target), key)
+                last = rows[-1][0]
+        except sqlite3.Error as e:
+            raise FatalError(f"catalog {self.path!r}: {e}") from None
+        finally:
+            conn.close()
+
+    def pending_dirs(self, before: str | bytes | None = None, limit: int = 500
+                     ) -> list[tuple[str | bytes, bytes, tuple[int, int]]]:
+        """A page of pending directories, deepest first (descending path), strictly
+        before key `before`: (key, dst path, (atime_ns, mtime_ns))."""
+        rows = self._query(
+            "SELECT src_path, dst_path, accessed, modified FROM files"
+            " WHERE status = 'pending' AND kind = 'dir'"
+            + ("" if before is None else " AND src_path < :before")
+            + " ORDER BY src_path DESC LIMIT :limit", {"before": before, "limit": limit})
+        return [(key, from_db(dst), (atime, mtime)) for key, dst, atime, mtime in rows]
+
+    def record(self, run_id: int, outcomes: Sequence[Outcome], algo: str,
+               touched_dirs: Sequence[bytes] = ()) -> None:
+        """Record a batch of outcomes, and mark the directories they changed as pending
+        (their mtimes moved), in one transaction."""
+        now = time.time_ns()
+        copied = [o for o in outcomes if o.ok]
+        failed = [o for o in outcomes if not o.ok]
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE files SET status = 'synced', hash = ?, hash_algo = ?, size = ?,"
+                " permissions = ?, accessed = ?, modified = ?, changed = ?, created = ?,"
+                " uid = ?, gid = ?, synced_at = ?, attempts = 0, last_error = NULL"
+                " WHERE src_path = ?",
+                [(o.hash, algo if o.hash else None, o.size, o.stat[0] & 0o7777, o.stat[2],
+                  o.stat[3], o.stat[4], o.stat[5], o.stat[6], o.stat[7], now, o.key)
+                 for o in copied])
+            c.executemany("UPDATE files SET attempts = attempts + 1, last_error = ?"
+                          " WHERE src_path = ?", [(o.error, o.key) for o in failed])
+            if touched_dirs:
+                c.executemany("UPDATE files SET status = 'pending'"
+                              " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
+                              [(to_db(d),) for d in touched_dirs])
+            c.execute("UPDATE runs SET files_copied = files_copied + ?,"
+                      " bytes_copied = bytes_copied + ?, files_failed = files_failed + ?"
+                      " WHERE id = ?",
+                      (len(copied), sum(o.size for o in copied), len(failed), run_id))
+
+    def record_dirs(self, done: Sequence[str | bytes], failed: Sequence[tuple],
+                    touched_dirs: Sequence[bytes] = ()) -> None:
+        """Record directories given their times; `touched_dirs` (parents whose content
+        changed when a directory was created) become pending again."""
+        with self._tx() as c:
+            c.executemany("UPDATE files SET status = 'pending'"
+                          " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
+                          [(to_db(d),) for d in touched_dirs])
+            now = time.time_ns()
+            c.executemany("UPDATE files SET status = 'synced', synced_at = ?, attempts = 0,"
+                          " last_error = NULL WHERE src_path = ?", [(now, k) for k in done])
+            c.executemany("UPDATE files SET attempts = attempts + 1, last_error = ?"
+                          " WHERE src_path = ?", [(err, k) for k, err in failed])
+
+    # ------------------------------------------------------------------- scan --
+
+    def begin_scan(self) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM scan_src")
+            c.execute("DELETE FROM dest_files")
+            c.execute("DELETE FROM meta WHERE key = 'last_scan'")
+
+    def add_source(self, rows: Sequence[tuple], window: int) -> tuple[int, int]:
+        """Stage a batch of source entries (SCAN_COLUMNS order). Returns how many of its
+        files and bytes the destination already holds, as far as DST has been scanned."""
+        with self._tx() as c:
+            last = c.execute("SELECT coalesce(max(rowid), 0) FROM scan_src").fetchone()[0]
+            c.executemany(f"INSERT INTO scan_src ({', '.join(SCAN_COLUMNS)})"
+                          f" VALUES ({', '.join('?' * len(SCAN_COLUMNS))})", rows)
+            return c.execute(
+                "SELECT count(*), coalesce(sum(s.size), 0) FROM scan_src s"
+                f" JOIN dest_files d ON d.dst_path = s.dst_path"
+                f" WHERE s.rowid > :last AND s.kind != 'dir' AND {MATCH}",
+                {"last": last, "window": window}).fetchone()
+
+    def add_dest(self, rows: Sequence[tuple], window: int) -> tuple[int, int]:
+        """Stage a batch of destination entries (DEST_COLUMNS order). Returns how many
+        already-staged source files and bytes they hold. With add_source, every matching
+        pair is counted exactly once, by whichever side arrives second."""
+        with self._tx() as c:
+            last = c.execute("SELECT coalesce(max(rowid), 0) FROM dest_files").fetchone()[0]
+            c.executemany(f"INSERT OR REPLACE INTO dest_files ({', '.join(DEST_COLUMNS)})"
+                          f" VALUES ({', '.join('?' * len(DEST_COLUMNS))})", rows)
+            return c.execute(
+                "SELECT count(*), coalesce(sum(s.size), 0) FROM dest_files d"
+                f" JOIN scan_src s ON s.dst_path = d.dst_path"
+                f" WHERE d.rowid > :last AND s.kind != 'dir' AND {MATCH}",
+                {"last": last, "window": window}).fetchone()
+
+    def finish_scan(self, window: int) -> Backlog:
+        """Make the staged scan the catalog's truth, atomically: rows for entries gone
+        from SRC are dropped, new and changed ones become pending, and a row whose source
+        is unchanged keeps its hash."""
+        with self._tx() as c:
+            c.execute("DELETE FROM files WHERE NOT EXISTS"
+                      " (SELECT 1 FROM scan_src s WHERE s.src_path = files.src_path)")
+            c.execute(MERGE, {"window": window})
+            c.execute("DELETE FROM scan_src")
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_scan', ?)",
+                      (time.time_ns(),))
+        return self.backlog()
+
+    # ----------------------------------------------------------------- mirror --
+
+    def scan_complete(self) -> bool:
+        return self.get_meta("last_scan") is not None
+
+    def iter_extras(self, page: int = 1000) -> Iterator[tuple[bytes, str]]:
+        """Destination entries with no source row, deepest first: (dst path, kind)."""
+        last = None
+        while True:
+            cond = "" if last is None else "AND d.dst_path < :last"
+            rows = self._query(
+                "SELECT d.dst_path, d.kind FROM dest_files d WHERE NOT EXISTS"
+                f" (SELECT 1 FROM files f WHERE f.dst_path = d.dst_path) {cond}"
+                " ORDER BY d.dst_path DESC LIMIT :page", {"last": last, "page": page})
+            if not rows:
+                return
+            for dst, kind in rows:
+                yield from_db(dst), kind
+            last = rows[-1][0]
+
+    def forget_dest(self, paths: Sequence[bytes], touched_dirs: Sequence[bytes],
+                    run_id: int, deleted: int) -> None:
+        """Drop destination entries that are gone; count `deleted` of them as ours."""
+        with self._tx() as c:
+            c.executemany("DELETE FROM dest_files WHERE dst_path = ?",
+                          [(to_db(p),) for p in paths])
+            c.executemany("UPDATE files SET status = 'pending'"
+                          " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
+                          [(to_db(d),) for d in touched_dirs])
+            c.execute("UPDATE runs SET files_deleted = files_deleted + ? WHERE id = ?",
+                      (deleted, run_id))
+
+    # ------------------------------------------------------------------- runs --
+
+    def start_run(self, mode: str, algo: str, version: str) -> int:
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO runs (started, mode, hash_algo, version)"
+                            " VALUES (?, ?, ?, ?)", (time.time_ns(), mode, algo, version))
+            return cur.lastrowid
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
+                      (time.time_ns(), status, run_id))
+
+    def bytes_copied_before(self, run_id: int) -> int:
+        return self._query("SELECT coalesce(sum(bytes_copied), 0) FROM runs WHERE id != ?",
+                           (run_id,))[0][0]
+
+    def run_counts(self, run_id: int) -> dict:
+        row = self._query("SELECT files_copied, bytes_copied, files_failed, files_deleted"
+                          " FROM runs WHERE id = ?", (run_id,))[0]
+        return dict(zip(("files_copied", "bytes_copied", "files_failed", "files_deleted"), row))
+
+
+def _show(value) -> str:
+    if value is None:
+        return "?"
+    return repr(os.fsdecode(from_db(value)))
+
+
+def _lock(path: str) -> int:
+    """Take <catalog>.lock for the life of the process (flock: the kernel drops it when
+    the process dies, however it dies). SQLite's own locks stay on the catalog itself."""
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise CatalogError(f"cannot create the catalog lock {lock_path!r}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise CatalogLocked(f"catalog {path!r} is in use by another fastsync "
+                            f"(pid {holder})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        with open(path, "rb") as f:
+            if f.read(16) != SQLITE_MAGIC:
+                raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
+    uri = "file:" + quote(os.path.abspath(path)) + ("?mode=ro" if readonly else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=30)
+    except sqlite3.Error as e:
+        raise CatalogError(f"cannot open catalog {path!r}: {e}") from None
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+def _tune(conn: sqlite3.Connection) -> None:
+    try:
+        # WAL: the reader thread reads while the finisher commits. NORMAL: a power cut may
+        # lose the last commits, which only makes the catalog lag (files re-copied).
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -16384")   # 16 MiB, whatever the file count
+    except sqlite3.DatabaseError as e:
+        raise CatalogError(f"catalog is not usable ({e})") from None

@@ -1,0 +1,134 @@
+"""fastsync: copy a huge directory tree between mounted shares, resumably.
+
+Usage:
+  fastsync [options] [--] SRC DST
+  fastsync (-h | --help)
+  fastsync --version
+
+Copies every file, directory and symlink under SRC to the same place under DST, reading
+and writing at the same time. A catalog (SQLite) records what is done: an interrupted
+run resumes its backlog without rescanning; once the backlog is empty, the next run
+rescans SRC and DST and copies what is new or changed (a different size or mtime).
+Nothing is ever deleted unless --delete-extras is given.
+
+Options:
+  --db PATH           Catalog file (SQLite); created if missing, and tied to this
+                      SRC and DST [default: fastsync.db]
+  --log PATH          Audit log, one JSON line per file, appended
+                      [default: fastsync-audit.log]
+  --bwlimit RATE      Cap on file data per direction (reads from SRC and writes to
+                      DST each), e.g. 20M; 0 means no cap [default: 0]
+  --checksum ALGO     Hash computed while reading: md5, sha1, sha256 or blake2b
+                      [default: sha256]
+  --delete-extras     After copying, delete what DST has and SRC does not (each entry
+                      checked live on SRC first)
+  --rescan            Scan even though the catalog has a pending backlog
+  --block-size SIZE   Size of one block in the read/write queue [default: 5M]
+  --queue-capacity N  Blocks the reader may run ahead of the writer [default: 20]
+  -q, --quiet         No progress, notes or summary; errors only
+  -v, --verbose       Also print a line per file copied
+  -h, --help          Show this help
+  --version           Show the version
+
+SIZE and RATE take K, M, G, T (or KiB, MiB, GiB, TiB), powers of 1024, or KB, MB, GB,
+TB, powers of 1000; fractions are fine (1.5G). RATE is bytes per second: 20M = 20 MiB/s.
+
+Exit status: 0 all synced; 1 finished, but some files failed (they stay pending);
+2 bad usage, path or catalog (nothing written); 3 stopped by a fatal error (e.g.
+destination full); 4 the catalog is in use by another fastsync; 130/143 interrupted
+by SIGINT/SIGTERM (the catalog is consistent; run again to resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+
+from docopt import DocoptExit, docopt
+
+from . import __version__, _core
+from .config import Config, check_paths, check_values
+from .errors import EXIT_USAGE, FastsyncError
+from .progress import Console, ConsoleHandler
+from .run import StopRequest, run
+
+
+def _usage_error(exc: DocoptExit) -> str:
+    """docopt's complaint, as one line a person can act on."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid command line"
+    options = re.findall(r"Option\(\S+, '(-[^']*)'", first) + re.findall(
+        r"Option\('(-[^']*)'", first)
+    if options:
+        return f"unknown or repeated option {options[0]}"
+    if "unmatched" in first or first.startswith("Usage"):
+        return "expected two paths, SRC and DST"
+    return first
+
+
+def _parse(argv: list[str]) -> dict:
+    try:
+        return docopt(__doc__, argv, version=f"fastsync {__version__}")
+    except DocoptExit as e:
+        print(f"fastsync: error: {_usage_error(e)} (see fastsync --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _config(args: dict) -> Config:
+    rate, algo, block, capacity = check_values(
+        bwlimit=args["--bwlimit"], checksum=args["--checksum"],
+        block_size=args["--block-size"], queue_capacity=args["--queue-capacity"])
+    src, dst = check_paths(args["SRC"], args["DST"], args["--db"], args["--log"])
+    return Config(src=src, dst=dst, db=args["--db"], log=args["--log"], bwlimit=rate,
+                  checksum=algo, delete_extras=args["--delete-extras"],
+                  rescan=args["--rescan"], block_size=block, queue_capacity=capacity,
+                  quiet=args["--quiet"], verbose=args["--verbose"])
+
+
+def _die_with_parent() -> None:
+    """In the one-file binary we run under PyInstaller's unpacking parent (the same
+    executable). If that parent is killed with SIGKILL, die too rather than copy on as
+    an orphan holding the catalog lock."""
+    if not getattr(sys, "frozen", False):
+        return
+    parent = os.getppid()
+    try:
+        same = os.readlink(f"/proc/{parent}/exe") == os.readlink("/proc/self/exe")
+    except OSError:
+        return
+    if same:
+        _core.set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != parent:      # it died before we asked
+            os._exit(143)
+
+
+def _install_signals(stop: StopRequest, console: Console) -> None:
+    def handler(signum, _frame):
+        if stop.event.is_set():         # second signal: leave now; SQLite stays atomic
+            os._exit(stop.exit_code)
+        stop.request(signum)
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _die_with_parent()
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    console = Console(quiet=args["--quiet"], verbose=args["--verbose"])
+    handler = ConsoleHandler(console)
+    handler.setFormatter(logging.Formatter("fastsync: %(message)s"))
+    logger = logging.getLogger("fastsync")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if args["--quiet"] else
+                    logging.INFO if args["--verbose"] else logging.WARNING)
+    stop = StopRequest()
+    try:
+        config = _config(args)
+        _install_signals(stop, console)
+        return run(config, console, stop)
+    except FastsyncError as e:
+        console.error(f"fastsync: error: {e}")
+        return e.exit_code

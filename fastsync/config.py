@@ -1,0 +1,160 @@
+"""What a run is asked to do, validated before anything is written.
+
+Sizes and rates: a number (fractions allowed) with an optional suffix. K, M, G, T and
+KiB, MiB, GiB, TiB are powers of 1024; KB, MB, GB, TB are powers of 1000 (as in rsync).
+A rate is bytes per second and may end in "/s".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+ALGORITHMS = ("md5", "sha1", "sha256", "blake2b")
+
+KiB = 1024
+MiB = 1024**2
+GiB = 1024**3
+
+MIN_BLOCK = 4 * KiB
+MAX_BLOCK = 1 * GiB
+MAX_QUEUE = 10_000
+MIN_RATE = 1 * KiB
+MAX_RATE = 1024**4
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?b)?|(b))?\s*$", re.I)
+_POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """'5M' -> 5242880, '1.5G' -> 1610612736, '20MB' -> 20000000, '4096' -> 4096."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"{what} {text!r} is not a size (examples: 4096, 512K, 5M, 1.5G, 20MB)")
+    number, unit, tail, _bytes = match.groups()
+    base = 1000 if tail and tail.lower() == "b" else 1024
+    value = float(number) * base ** _POWER[unit.lower()] if unit else float(number)
+    return int(round(value))
+
+
+def parse_rate(text: str, what: str = "--bwlimit") -> int:
+    """A rate in bytes per second; '0' means no limit."""
+    stripped = text.strip()
+    if stripped.lower().endswith("/s"):
+        stripped = stripped[:-2]
+    return parse_size(stripped, what)
+
+
+def format_size(n: float) -> str:
+    """Human-readable, powers of 1024: 5242880 -> '5.0 MiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8 * GiB
+
+
+@dataclass(frozen=True)
+class Config:
+    src: bytes                 # absolute, normalised
+    dst: bytes
+    db: str
+    log: str
+    bwlimit: int = 0           # bytes/s per direction; 0 = unlimited
+    checksum: str = "sha256"
+    delete_extras: bool = False
+    rescan: bool = False
+    block_size: int = 5 * MiB
+    queue_capacity: int = 20
+    quiet: bool = False
+    verbose: bool = False
+
+    @property
+    def pool_blocks(self) -> int:
+        # One block being filled by the reader and one being written, beyond the queue.
+        return self.queue_capacity + 2
+
+
+def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str
+                 ) -> tuple[int, str, int, int]:
+    """Validate the option values that need no filesystem; return them parsed."""
+    rate = parse_rate(bwlimit)
+    if rate != 0 and not MIN_RATE <= rate <= MAX_RATE:
+        raise UsageError(f"--bwlimit {bwlimit!r} is {rate} bytes/s; use 0 (no limit) or "
+                         f"a rate from 1K to 1T per second (e.g. 20M = 20 MiB/s)")
+    algo = checksum.strip().lower()
+    if algo not in ALGORITHMS:
+        raise UsageError(f"--checksum {checksum!r} is not supported; choose one of "
+                         + ", ".join(ALGORITHMS))
+    block = parse_size(block_size, "--block-size")
+    if not MIN_BLOCK <= block <= MAX_BLOCK:
+        raise UsageError(f"--block-size {block_size!r} is out of range; use 4K to 1G")
+    if not re.fullmatch(r"\s*\d+\s*", queue_capacity):
+        raise UsageError(f"--queue-capacity {queue_capacity!r} is not a whole number")
+    capacity = int(queue_capacity)
+    if not 1 <= capacity <= MAX_QUEUE:
+        raise UsageError(f"--queue-capacity {capacity} is out of range; use 1 to {MAX_QUEUE}")
+    pool = (capacity + 2) * block
+    if pool > physical_memory() // 2:
+        raise UsageError(f"--queue-capacity {capacity} x --block-size {block_size} needs "
+                         f"{format_size(pool)} of buffers, more than half of this "
+                         f"machine's memory")
+    return rate, algo, block, capacity
+
+
+def _inside(path: bytes, root: bytes) -> bool:
+    return path == root or path.startswith(root.rstrip(b"/") + b"/")
+
+
+def check_paths(src: str, dst: str, db: str, log: str) -> tuple[bytes, bytes]:
+    """Check SRC, DST, the catalog and the log path; return SRC and DST as absolute bytes.
+
+    DST must already exist: if a share is not mounted, its mount point is an empty local
+    directory, and creating DST below it would fill the local disk instead.
+    """
+    paths = {}
+    for label, value in (("SRC", src), ("DST", dst)):
+        path = os.path.abspath(os.fsencode(value))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise UsageError(f"{label} {value!r} does not exist") from None
+        except OSError as e:
+            raise UsageError(f"{label} {value!r} cannot be read: {e.strerror}") from None
+        if not os.path.isdir(path):
+            raise UsageError(f"{label} {value!r} is not a directory")
+        paths[label] = (path, st)
+    (src_b, src_st), (dst_b, dst_st) = paths["SRC"], paths["DST"]
+    if not os.access(src_b, os.R_OK | os.X_OK):
+        raise UsageError(f"SRC {src!r} is not readable")
+    if not os.access(dst_b, os.W_OK | os.X_OK):
+        raise UsageError(f"DST {dst!r} is not writable")
+    real_src, real_dst = os.path.realpath(src_b), os.path.realpath(dst_b)
+    if (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
+        raise UsageError("SRC and DST are the same directory")
+    if _inside(real_dst, real_src) or _inside(real_src, real_dst):
+        raise UsageError("SRC and DST must not be inside one another")
+    for label, value in (("catalog", db), ("log", log)):
+        parent = os.path.dirname(os.path.abspath(value)) or "."
+        if not os.path.isdir(parent):
+            raise UsageError(f"{label} directory {parent!r} does not exist")
+        real = os.path.realpath(os.fsencode(value))
+        if _inside(real, real_src) or _inside(real, real_dst):
+            raise UsageError(f"the {label} {value!r} must not be inside SRC or DST")
+        if os.path.isdir(value):
+            raise UsageError(f"the {label} path {value!r} is a directory")
+        if os.path.exists(value) and not os.access(value, os.R_OK | os.W_OK):
+            raise UsageError(f"the {label} {value!r} is not writable")
+        if not os.path.exists(value) and not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"the {label} directory {parent!r} is not writable")
+    return src_b, dst_b

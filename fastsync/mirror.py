@@ -1,0 +1,136 @@
+"""Mirror mode (--delete-extras): remove what DST has and SRC does not.
+
+Runs only after the copy phase finished uninterrupted. Candidates are destination
+entries from the last complete scan with no source row; each one is deleted only after
+a live check on SRC shows its counterpart absent (ENOENT/ENOTDIR). Any other answer
+(permission denied, I/O error, a share that hangs up) keeps the file. Before deleting
+anything, and again every 100 deletions, SRC must still be the same directory it was
+when the run started and must not be empty: an unmounted share looks like an empty
+directory, and without this check it would look like "everything was deleted".
+Directories are removed only when empty, deepest first, after their content.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass
+
+from .catalog import Catalog
+from .transfer import describe
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 100
+
+
+@dataclass
+class MirrorResult:
+    deleted: int = 0
+    failed: int = 0
+    kept: int = 0          # reappeared on SRC, changed kind, or a non-empty directory
+    refused: str | None = None
+
+
+class SourceGone(Exception):
+    pass
+
+
+def _check_source(src: bytes, identity: tuple[int, int]) -> None:
+    try:
+        st = os.stat(src)
+        empty = not os.listdir(src)
+    except OSError as e:
+        raise SourceGone(f"SRC cannot be read ({e.strerror})") from None
+    if (st.st_dev, st.st_ino) != identity:
+        raise SourceGone("SRC is no longer the directory it was when the run started "
+                         "(unmounted or remounted?)")
+    if empty:
+        raise SourceGone("SRC is empty (is the share mounted?)")
+
+
+def _absent(path: bytes) -> bool | None:
+    """True if the live check shows `path` absent, False if present, None if unknown."""
+    try:
+        os.lstat(path)
+        return False
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return None
+
+
+def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
+           stop: threading.Event, audit, run_id: int) -> MirrorResult:
+    result = MirrorResult()
+    gone, touched = [], set()          # forgotten rows, changed directories
+    unrecorded = 0                     # deletions not yet counted in the run's row
+
+    def flush():
+        nonlocal unrecorded
+        catalog.forget_dest(gone, sorted(touched), run_id, unrecorded)
+        audit.flush()
+        gone.clear()
+        touched.clear()
+        unrecorded = 0
+
+    try:
+        _check_source(src, identity)
+        for path, kind in catalog.iter_extras():
+            if stop.is_set():
+                break
+            if not path.startswith(dst + b"/"):
+                continue   # only ever below DST (the root itself always has a source row)
+            if result.deleted and result.deleted % CHECK_EVERY == 0:
+                _check_source(src, identity)
+            counterpart = src + path[len(dst):]
+            absent = _absent(counterpart)
+            if absent is None or absent is False:
+                if absent is None:
+                    result.failed += 1
+                    audit.event("delete", "failed", dst=path, src=counterpart,
+                                error="cannot confirm the source is absent")
+                    log.warning("kept %s: cannot check %s", os.fsdecode(path),
+                                os.fsdecode(counterpart))
+                else:
+                    result.kept += 1
+                continue
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                gone.append(path)
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if is_dir != (kind == "dir"):
+                result.kept += 1   # changed kind since the scan: leave it to the next one
+                continue
+            try:
+                if is_dir:
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+            except OSError as e:
+                if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    result.kept += 1
+                    log.info("kept %s: directory not empty", os.fsdecode(path))
+                    continue
+                result.failed += 1
+                audit.event("delete", "failed", dst=path, error=describe(e))
+                log.warning("cannot delete %s: %s", os.fsdecode(path), describe(e))
+                continue
+            result.deleted += 1
+            unrecorded += 1
+            gone.append(path)
+            touched.add(os.path.dirname(path))
+            audit.event("delete", "ok", dst=path, kind=kind)
+            if len(gone) >= CHECK_EVERY:
+                flush()
+    except SourceGone as e:
+        result.refused = str(e)
+        log.error("mirror stopped, nothing more deleted: %s", e)
+    finally:
+        flush()
+    return result

@@ -1,0 +1,425 @@
+"""The transfer phase: reader -> FIFO -> writer -> finisher, one thread each.
+
+  reader    takes pending rows from the catalog in path order, reads each file into
+            blocks from the preallocated pool (GIL released, paced), hashes them as they
+            are read and puts them on the FIFO; the last block of a file carries its hash.
+  FIFO      bounded (--queue-capacity blocks): the reader runs at most that far ahead.
+  writer    writes each block at its offset into the file's temporary name (GIL
+            released, paced), starting writeback as it goes so the page cache never holds
+            more than about two blocks of a file; hands finished files to the finisher.
+  finisher  applies times, closes, and in batches: makes the data durable (one syncfs),
+            renames the temporaries into place, makes the renames durable (syncfs again),
+            records the batch in the catalog in one transaction and writes audit lines.
+
+Reading and writing overlap (full duplex on a share); durability costs one syncfs per
+batch, not one fsync per file; the catalog never runs ahead of the disk.
+
+Stopping: stop() makes the reader quit at the next block, the writer drop what is queued
+and remove the temporary of the file it was writing, and the finisher complete only the
+files already fully written. Every file the pipeline takes on reaches the finisher once,
+as copied, failed or interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import _core
+from .catalog import Catalog, Outcome, PendingFile
+from .transfer import (DirMaker, SourceChanged, changed, close_temp, describe, discard_temp,
+                       is_fatal, make_symlink, open_source, open_temp, sync_directory,
+                       temp_path)
+
+log = logging.getLogger(__name__)
+
+BATCH_FILES = 256        # most files recorded per catalog transaction
+BATCH_SECONDS = 0.5      # longest a finished file waits for its batch
+POLL = 0.2               # how often blocked threads look at the stop flag
+
+
+@dataclass(eq=False, slots=True)
+class FileJob:
+    """One file on its way through the pipeline (shared by its blocks)."""
+    entry: PendingFile
+    tmp: bytes
+    stat: tuple | None = None          # the source as opened (fresh metadata)
+    hash: str | None = None
+    fd: int = -1                       # destination temporary, owned by the writer
+    written: int = 0
+    cancelled: bool = False            # set by the writer: stop reading this file
+    touched: list = field(default_factory=list)   # dst dirs whose content changed
+    same_fs: bool = True               # on the destination root's filesystem
+
+    @property
+    def times(self) -> tuple[int, int]:
+        return self.stat[2], self.stat[3]
+
+
+@dataclass(slots=True)
+class Block:
+    """One FIFO entry, the spec's block (2.3): Data = pool block `index` (`length` bytes,
+    -1 = no data); Offset; DestinationPath, Timestamps and Permissions via `job`;
+    IsLastBlock = `last`; FileHash = `hash` on the last block. `error` ends the file."""
+    job: FileJob
+    index: int
+    length: int
+    offset: int
+    last: bool
+    hash: str | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class TransferStats:
+    files_total: int = 0
+    bytes_total: int = 0
+    bytes_before: int = 0           # copied by earlier runs (for "overall")
+    files_done: int = 0             # recorded as synced
+    bytes_done: int = 0
+    files_failed: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    current: tuple | None = None    # (name, size, bytes written) of the writer's file
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Done:
+    """A job the writer hands on: `error` None means fully written."""
+    __slots__ = ("job", "error")
+
+    def __init__(self, job: FileJob, error: BaseException | None):
+        self.job, self.error = job, error
+
+
+class Interrupted(Exception):
+    """The run is stopping; the file stays pending."""
+
+
+class Pipeline:
+    def __init__(self, catalog: Catalog, audit, *, src: bytes, dst: bytes, algo: str,
+                 block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
+                 stats: TransferStats, verbose: bool = False):
+        self.catalog, self.audit = catalog, audit
+        self.src, self.dst, self.algo = src, dst, algo
+        self.run_id = run_id
+        self.stats = stats
+        self.verbose = verbose
+        self.pool = _core.BlockPool(queue_capacity + 2, block_size)
+        self.free: queue.Queue = queue.Queue()
+        for i in range(self.pool.count):
+            self.free.put(i)
+        self.fifo: queue.Queue = queue.Queue(maxsize=queue_capacity)
+        self.done: queue.Queue = queue.Queue(maxsize=4 * BATCH_FILES)
+        # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
+        self.read_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
+        self.write_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
+        self.dirs = DirMaker(dst)
+        self.root_dev = self.dirs.device(dst)
+        self._stop = threading.Event()
+        self.fatal: BaseException | None = None       # stops the run (e.g. disk full)
+        self.crash: BaseException | None = None       # a bug: re-raised by run()
+        self._threads = [threading.Thread(target=self._guard, args=(fn,), name=name,
+                                          daemon=True)
+                         for name, fn in (("reader", self._reader), ("writer", self._writer),
+                                          ("finisher", self._finisher))]
+
+    # ------------------------------------------------------------- lifecycle --
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for bucket in (self.read_bucket, self.write_bucket):
+            if bucket is not None:
+                bucket.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self.alive()
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except Interrupted:
+            pass                    # gave up waiting on a thread that crashed
+        except BaseException as e:  # a bug or a catalog failure: stop everything, report
+            if self.crash is None:
+                self.crash = e
+            self.stop()
+
+    def _fail_run(self, error: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = error
+        self.stop()
+
+    # ---------------------------------------------------------------- helpers --
+
+    def _wait_put(self, q: queue.Queue, item) -> None:
+        """Put, giving up only when the consumer is gone (it stopped on a crash)."""
+        while True:
+            try:
+                q.put(item, timeout=POLL)
+                return
+            except queue.Full:
+                if self.crash is not None:
+                    raise Interrupted() from None
+
+    def _acquire(self) -> int:
+        while True:
+            if self._stop.is_set():
+                raise Interrupted()
+            try:
+                return self.free.get(timeout=POLL)
+            except queue.Empty:
+                continue
+
+    def _release(self, index: int) -> None:
+        if index >= 0:
+            self.free.put(index)
+
+    # ----------------------------------------------------------------- reader --
+
+    def _reader(self) -> None:
+        try:
+            for entry in self.catalog.iter_backlog():
+                if self._stop.is_set():
+                    break
+                job = FileJob(entry, temp_path(entry.dst))
+                if entry.kind == "symlink":
+                    self._read_link(job)
+                else:
+                    self._read_file(job)
+        finally:
+            self._wait_put(self.fifo, None)
+
+    def _read_link(self, job: FileJob) -> None:
+        try:
+            job.stat = _core.lstat(job.entry.src)
+            job.entry.link_target = os.readlink(job.entry.src)
+            error = None
+        except OSError as e:
+            error = e
+        self._wait_put(self.fifo, Block(job, -1, 0, 0, True, error=error))
+
+    def _read_file(self, job: FileJob) -> None:
+        offset, index = 0, -1
+        try:
+            fd = open_source(job.entry.src)
+        except OSError as e:
+            self._wait_put(self.fifo, Block(job, -1, 0, 0, True, error=e))
+            return
+        try:
+            job.stat = _core.fstat(fd)
+            digest = hashlib.new(self.algo)
+            while True:
+                if job.cancelled:
+                    return          # the writer failed this file and reported it
+                index = self._acquire()
+                n = _core.read_block(fd, self.pool, index, self.read_bucket)
+                if n:
+                    digest.update(self.pool.view(index)[:n])
+                self.stats.bytes_read += n
+                last = n < self.pool.block_size
+                if last and changed(job.stat, _core.fstat(fd), offset + n):
+                    raise SourceChanged(0, "source changed while it was being copied")
+                block = Block(job, index, n, offset, last,
+                              hash=digest.hexdigest() if last else None)
+                index = -1
+                self._wait_put(self.fifo, block)
+                offset += n
+                if last:
+                    return
+        except (OSError, Interrupted) as e:
+            self._release(index)
+            self._wait_put(self.fifo, Block(job, -1, 0, offset, True, error=e))
+        finally:
+            os.close(fd)
+
+    # ----------------------------------------------------------------- writer --
+
+    def _writer(self) -> None:
+        try:
+            while True:
+                block = self.fifo.get()
+                if block is None:
+                    return
+                try:
+                    self._write(block)
+                finally:
+                    self._release(block.index)
+        finally:
+            self.stats.current = None
+            self._wait_put(self.done, None)
+
+    def _write(self, block: Block) -> None:
+        job = block.job
+        if job.cancelled:
+            return
+        if block.error is not None or self._stop.is_set():
+            error = block.error if block.error is not None else Interrupted()
+            self._give_up(job, error)
+            return
+        try:
+            if job.entry.kind == "symlink":
+                job.touched = self.dirs.ensure(os.path.dirname(job.entry.dst))
+                self._wait_put(self.done, _Done(job, None))
+                return
+            if job.fd < 0:
+                parent = os.path.dirname(job.entry.dst)
+                job.touched = self.dirs.ensure(parent)
+                job.same_fs = self.dirs.device(parent) == self.root_dev
+                job.fd = open_temp(job.tmp)
+            if block.length:
+                self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
+                                      job.stat[1], job.written)
+                _core.write_block(job.fd, self.pool, block.index, block.length,
+                                  block.offset, self.write_bucket)
+                _core.flush_behind(job.fd, block.offset, block.length,
+                                   block.offset - self.pool.block_size, self.pool.block_size)
+                job.written += block.length
+                self.stats.bytes_written += block.length
+                self.stats.current = (self.stats.current[0], job.stat[1], job.written)
+            if block.last:
+                job.hash = block.hash
+                self._wait_put(self.done, _Done(job, None))
+        except OSError as e:
+            self._give_up(job, e)
+            if is_fatal(e):
+                self._fail_run(e)
+
+    def _give_up(self, job: FileJob, error: BaseException) -> None:
+        """Abandon a file: remove its temporary, stop the reader on it, report it once."""
+        job.cancelled = True
+        if job.fd >= 0:
+            discard_temp(job.fd, job.tmp)
+            job.fd = -1
+        self._wait_put(self.done, _Done(job, error))
+
+    # --------------------------------------------------------------- finisher --
+
+    def _finisher(self) -> None:
+        batch: list[tuple[FileJob, BaseException | None]] = []
+        first = 0.0
+        while True:
+            try:
+                item = self.done.get(timeout=POLL)
+            except queue.Empty:
+                item = False
+            if item is None:
+                break
+            if item:
+                if not batch:
+                    first = time.monotonic()
+                batch.append((item.job, self._close(item.job, item.error)))
+            if batch and (len(batch) >= BATCH_FILES or time.monotonic() - first >= BATCH_SECONDS):
+                self._commit(batch)
+                batch = []
+        if batch:
+            self._commit(batch)
+
+    def _close(self, job: FileJob, error: BaseException | None) -> BaseException | None:
+        """Finish writing one file (times, close) or create one link; None if it worked."""
+        if error is not None:
+            return error
+        try:
+            if job.entry.kind == "symlink":
+                make_symlink(job.entry.link_target, job.tmp, job.times)
+            else:
+                fd, job.fd = job.fd, -1
+                close_temp(fd, job.times, fsync=not job.same_fs)
+            return None
+        except OSError as e:
+            discard_temp(job.fd, job.tmp)
+            job.fd = -1
+            if is_fatal(e):
+                self._fail_run(e)
+            return e
+
+    def _commit(self, batch: list[tuple[FileJob, BaseException | None]]) -> None:
+        """Durable data -> rename into place -> durable renames -> catalog + audit."""
+        ready = [job for job, error in batch if error is None]
+        errors = {id(job): error for job, error in batch if error is not None}
+        if ready:
+            try:
+                _core.syncfs_fd(self.root_fd)
+            except OSError as e:   # which file failed is unknown: none of them is done
+                for job in ready:
+                    discard_temp(-1, job.tmp)
+                    errors[id(job)] = OSError(e.errno, f"destination write-back failed: "
+                                                       f"{e.strerror}")
+                ready = []
+                if is_fatal(e):
+                    self._fail_run(e)
+        renamed = []
+        touched = {d for job, _ in batch for d in job.touched}   # mkdir changed them
+        for job in ready:
+            try:
+                os.rename(job.tmp, job.entry.dst)
+                if not job.same_fs:
+                    sync_directory(os.path.dirname(job.entry.dst))
+                renamed.append(job)
+                touched.add(os.path.dirname(job.entry.dst))
+            except OSError as e:
+                discard_temp(-1, job.tmp)
+                errors[id(job)] = e
+        if renamed:
+            try:
+                _core.syncfs_fd(self.root_fd)
+            except OSError as e:   # data is complete, but the rename may not survive a crash
+                for job in renamed:
+                    errors[id(job)] = OSError(e.errno, f"destination sync failed: {e.strerror}")
+                renamed = []
+        outcomes = []
+        for job, _ in batch:
+            error = errors.get(id(job))
+            if isinstance(error, Interrupted):
+                continue            # not an outcome: the file simply stays pending
+            outcomes.append(self._outcome(job, error))
+        self.catalog.record(self.run_id, outcomes, self.algo, sorted(touched))
+        self.audit.flush()
+
+    def _outcome(self, job: FileJob, error: BaseException | None) -> Outcome:
+        entry = job.entry
+        op = "link" if entry.kind == "symlink" else "copy"
+        if error is None:
+            size = len(entry.link_target) if entry.kind == "symlink" else job.stat[1]
+            self.stats.files_done += 1
+            self.stats.bytes_done += size if entry.kind == "file" else 0
+            self.audit.event(op, "ok", src=entry.src, dst=entry.dst, size=size,
+                             hash=f"{self.algo}:{job.hash}" if job.hash else None)
+            if self.verbose:
+                log.info("%s %s", "linked" if op == "link" else "copied",
+                         os.fsdecode(entry.src))
+            return Outcome(entry.key, True, size=size, hash=job.hash, stat=job.stat)
+        message = describe(error)
+        self.stats.files_failed += 1
+        self.audit.event(op, "failed", src=entry.src, dst=entry.dst, size=entry.size,
+                         error=message)
+        log.warning("failed: %s: %s", os.fsdecode(entry.src), message)
+        return Outcome(entry.key, False, error=message)
+
+    # --------------------------------------------------------------------- run --
+
+    def __enter__(self) -> "Pipeline":
+        self.root_fd = os.open(self.dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.root_fd)

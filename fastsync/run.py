@@ -1,0 +1,235 @@
+"""One run, phase by phase: decide (resume or scan) -> scan -> copy -> mirror -> directories.
+
+Startup (spec 2.1): without a catalog, or with nothing pending, scan and then copy. With
+a pending backlog left by an interrupted run, resume it without scanning. Files that
+failed in an earlier run are still pending but do not block the rescan: a run whose
+backlog holds only already-attempted files scans (finding new and changed files) and
+then retries them. --rescan always scans.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from . import __version__
+from .audit import AuditLog
+from .catalog import Backlog, Catalog
+from .config import Config, format_size
+from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FatalError)
+from .mirror import mirror
+from .pipeline import Pipeline, TransferStats
+from .progress import Console, format_duration, format_rate
+from .scan import scan
+from .transfer import DirMaker, describe, probe_destination
+
+log = logging.getLogger(__name__)
+
+
+class StopRequest:
+    """Set from a signal handler; everything that loops looks at `event`."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.signum: int | None = None
+
+    def request(self, signum: int) -> None:
+        self.signum = signum
+        self.event.set()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+
+
+@dataclass
+class Totals:
+    copied: int = 0
+    copied_bytes: int = 0
+    failed: int = 0
+    deleted: int = 0
+    specials: int = 0
+    scan_errors: int = 0
+    dir_failures: int = 0
+
+
+def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str, str]:
+    if new_catalog:
+        return "scan", "new catalog"
+    if rescan:
+        return "scan", "--rescan"
+    if backlog.fresh:
+        return "resume", ""
+    if backlog.empty:
+        return "scan", "backlog empty: looking for new and changed files"
+    return "scan", "only files that failed before are pending: rescanning, then retrying them"
+
+
+def apply_directories(catalog: Catalog, dirs: DirMaker, stop: threading.Event, audit) -> int:
+    """Create pending directories and give them their source times, deepest first (a
+    directory's mtime moves whenever something inside it is created or removed, so it
+    is set after its content). Creating a directory makes its parent pending again, so
+    passes repeat until one finds nothing new; a directory that failed is tried once
+    per run. Returns the number of failures."""
+    failed_keys: set = set()
+    progressed = True
+    while progressed and not stop.is_set():
+        progressed, before = False, None
+        while not stop.is_set():
+            page = catalog.pending_dirs(before)
+            if not page:
+                break
+            before = page[-1][0]
+            done, failed, touched = [], [], set()
+            for key, path, times in page:
+                if key in failed_keys:
+                    continue
+                try:
+                    touched.update(dirs.ensure(path))
+                    os.utime(path, ns=times, follow_symlinks=False)
+                    done.append(key)
+                except OSError as e:
+                    failed.append((key, describe(e)))
+                    failed_keys.add(key)
+                    audit.event("dir", "failed", dst=path, error=describe(e))
+                    log.warning("directory %s: %s", os.fsdecode(path), describe(e))
+            catalog.record_dirs(done, failed, sorted(touched))
+            progressed = progressed or bool(done)
+    return len(failed_keys)
+
+
+def run(config: Config, console: Console, stop: StopRequest) -> int:
+    window = probe_destination(config.dst)
+    new_catalog = not os.path.exists(config.db) or os.path.getsize(config.db) == 0
+    catalog = Catalog.open(config.db, config.src, config.dst, __version__)
+    try:
+        audit = AuditLog(config.log)
+    except OSError as e:
+        catalog.close()
+        raise FatalError(f"cannot open the audit log {config.log!r}: {e.strerror}") from None
+    try:
+        return _run(config, console, stop, catalog, audit, window, new_catalog)
+    finally:
+        audit.close()
+        catalog.close()
+
+
+def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
+         audit: AuditLog, window: int, new_catalog: bool) -> int:
+    started = time.monotonic()
+    src_st = os.stat(config.src)
+    identity = (src_st.st_dev, src_st.st_ino)
+    catalog.set_meta("dst_mtime_granularity_ns", window)
+    backlog = catalog.backlog()
+    mode, reason = choose_mode(backlog, config.rescan, new_catalog)
+    run_id = catalog.start_run(mode, config.checksum, __version__)
+    audit.run_id = run_id
+    audit.event("run", "started", src=config.src, dst=config.dst, mode=mode,
+                version=__version__)
+    totals = Totals()
+
+    def finish(status: str, code: int) -> int:
+        catalog.finish_run(run_id, status)
+        audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
+                    failed=totals.failed, deleted=totals.deleted)
+        _summary(console, catalog, config, totals, run_id, time.monotonic() - started,
+                 status)
+        return code
+
+    # ------------------------------------------------------------------- scan --
+    if mode == "scan":
+        console.note(f"fastsync: scanning SRC and DST ({reason})")
+        result = scan(catalog, config.src, config.dst, window, stop.event, console.scan,
+                      audit)
+        totals.specials, totals.scan_errors = result.stats.specials, result.stats.errors
+        if not result.complete:
+            console.note("fastsync: interrupted during the scan; the catalog is unchanged")
+            return finish("interrupted", stop.exit_code)
+        backlog = result.backlog
+        in_sync = result.stats.src_files - backlog.files
+        console.note(f"fastsync: scan done: {result.stats.src_files:,} files "
+                     f"({format_size(result.stats.src_bytes)}) in SRC, {in_sync:,} already "
+                     f"in sync, {backlog.files:,} to copy ({format_size(backlog.bytes)})")
+    else:
+        console.note(f"fastsync: resuming the backlog from an earlier run: {backlog.files:,} "
+                     f"files ({format_size(backlog.bytes)}) pending; not scanning "
+                     f"(--rescan forces a scan)")
+
+    # --------------------------------------------------------------- transfer --
+    stats = TransferStats(files_total=backlog.files, bytes_total=backlog.bytes,
+                          bytes_before=catalog.bytes_copied_before(run_id))
+    pipeline = Pipeline(catalog, audit, src=config.src, dst=config.dst,
+                        algo=config.checksum, block_size=config.block_size,
+                        queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
+                        run_id=run_id, stats=stats, verbose=config.verbose)
+    with pipeline:
+        if backlog.files:
+            pipeline.start()
+            while pipeline.alive():
+                if pipeline.stopping:
+                    pipeline.join(0.25)
+                elif stop.event.wait(0.25):
+                    console.note("fastsync: stopping: finishing the files already written")
+                    pipeline.stop()
+                console.transfer(stats)
+            pipeline.join()
+    console.clear()
+    totals.copied, totals.failed = stats.files_done, stats.files_failed
+    totals.copied_bytes = stats.bytes_done
+    if pipeline.crash is not None:
+        raise pipeline.crash
+    if pipeline.fatal is not None:
+        raise FatalError(f"stopped: {describe(pipeline.fatal)} on the destination; "
+                         f"{totals.copied:,} files copied this run are recorded, the rest "
+                         f"stay pending")
+    if stop.event.is_set():
+        return finish("interrupted", stop.exit_code)
+
+    # ----------------------------------------------------------------- mirror --
+    if config.delete_extras:
+        if catalog.scan_complete():
+            result = mirror(catalog, config.src, config.dst, identity, stop.event, audit,
+                            run_id)
+            totals.deleted = result.deleted
+            totals.failed += result.failed
+            if result.refused:
+                totals.failed += 1
+        else:
+            log.warning("--delete-extras: no complete scan of DST yet, nothing deleted")
+        if stop.event.is_set():
+            return finish("interrupted", stop.exit_code)
+
+    # ------------------------------------------------------------ directories --
+    totals.dir_failures = apply_directories(catalog, pipeline.dirs, stop.event, audit)
+    if stop.event.is_set():
+        return finish("interrupted", stop.exit_code)
+    problems = totals.failed + totals.scan_errors + totals.dir_failures
+    return finish("partial" if problems else "ok", EXIT_PARTIAL if problems else EXIT_OK)
+
+
+def _summary(console: Console, catalog: Catalog, config: Config, totals: Totals,
+             run_id: int, elapsed: float, status: str) -> None:
+    left = catalog.backlog()
+    overall = catalog.bytes_copied_before(run_id) + totals.copied_bytes
+    rate = format_rate(totals.copied_bytes / elapsed) if elapsed > 0 else "--"
+    lines = [f"fastsync: {status}: copied {totals.copied:,} files "
+             f"({format_size(totals.copied_bytes)}) in {format_duration(elapsed)} ({rate}); "
+             f"failed {totals.failed:,}; deleted {totals.deleted:,}"]
+    extra = []
+    if totals.specials:
+        extra.append(f"{totals.specials:,} special files not copied")
+    if totals.scan_errors:
+        extra.append(f"{totals.scan_errors:,} scan errors")
+    if totals.dir_failures:
+        extra.append(f"{totals.dir_failures:,} directories failed")
+    if extra:
+        lines.append("fastsync: " + "; ".join(extra) + " (see the audit log)")
+    lines.append(f"fastsync: pending {left.files:,} files ({format_size(left.bytes)}); "
+                 f"copied overall {format_size(overall)}; catalog {config.db}; "
+                 f"audit log {config.log}")
+    for line in lines:
+        console.note(line)

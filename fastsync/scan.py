@@ -1,0 +1,227 @@
+"""Scan SRC and DST in two independent threads and stream what they find into the catalog.
+
+Each walker lists its tree with os.scandir and one statx per entry (never following a
+symlink), and hands batches of rows to the calling thread, which alone writes SQLite.
+Memory holds a few batches and the walkers' directory stacks, never the whole tree.
+
+What a walker does with each kind of entry:
+  regular file   a row (copied when the destination lacks it or it differs)
+  directory      a row (created at the destination; its times applied after its content)
+  symlink        a row with its target (recreated as a link, never followed)
+  fifo, socket, device
+                 not copied as data: reported (audit line, counted in the summary)
+  fastsync temp  (DST only) a stale `.fastsync-*.tmp` left by a killed run, with no
+                 source entry of that name: removed
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import stat
+import threading
+from dataclasses import dataclass, field
+
+from . import _core
+from .catalog import Backlog, Catalog, to_db
+from .transfer import is_temp_name
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000
+
+SPECIAL = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+           stat.S_IFBLK: "block device"}
+
+
+@dataclass
+class ScanStats:
+    """Counters the console shows while scanning (written by the consuming thread)."""
+    src_entries: int = 0
+    src_files: int = 0          # files and symlinks
+    src_bytes: int = 0
+    dst_entries: int = 0
+    dst_bytes: int = 0
+    matched_files: int = 0      # source files the destination already holds
+    matched_bytes: int = 0
+    errors: int = 0
+    specials: int = 0
+    stale_removed: int = 0
+    src_done: bool = False
+    dst_done: bool = False
+    problems: list = field(default_factory=list)   # (path, message), first few only
+
+    @property
+    def pending_files(self) -> int:
+        return self.src_files - self.matched_files
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.src_bytes - self.matched_bytes
+
+
+@dataclass
+class ScanResult:
+    complete: bool
+    stats: ScanStats
+    backlog: Backlog | None
+
+
+def _kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return None
+
+
+class Walker(threading.Thread):
+    """Walks one tree depth-first and puts (side, event, payload) tuples on `out`."""
+
+    def __init__(self, side: str, root: bytes, other_root: bytes, out: queue.Queue,
+                 stop: threading.Event):
+        super().__init__(name=f"scan-{side}", daemon=True)
+        self.side, self.root, self.other_root = side, root, other_root
+        self.out, self.stop = out, stop
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._walk()
+        except BaseException as e:   # handed to the main thread, which re-raises it
+            self.failure = e
+        finally:
+            self.out.put((self.side, "done", None))
+
+    def _counterpart(self, path: bytes) -> bytes:
+        return self.other_root + path[len(self.root):]
+
+    def _row(self, path: bytes, st: tuple, kind: str) -> tuple:
+        mode, size, atime, mtime, ctime, btime, uid, gid = st[:8]
+        target = None
+        if kind == "symlink":
+            target = os.readlink(path)
+            size = len(target)
+        elif kind == "dir":
+            size = 0   # directory sizes are filesystem-specific; never compared
+        if self.side == "src":
+            return (to_db(path), to_db(self._counterpart(path)), kind, size, btime, ctime,
+                    mtime, atime, mode & 0o7777, uid, gid,
+                    None if target is None else to_db(target))
+        return (to_db(path), kind, size, mtime, None if target is None else to_db(target))
+
+    def _walk(self) -> None:
+        rows: list[tuple] = []
+        st = _core.lstat(self.root)
+        rows.append(self._row(self.root, st, "dir"))
+        stack = [self.root]
+        while stack and not self.stop.is_set():
+            directory = stack.pop()
+            try:
+                with os.scandir(directory) as entries:
+                    names = [e.path for e in entries]
+            except OSError as e:
+                self.out.put((self.side, "error", (directory, f"cannot list: {e.strerror}")))
+                continue
+            for path in names:
+                try:
+                    st = _core.lstat(path)
+                    kind = _kind(st[0])
+                    if kind is None:
+                        if self.side == "src":
+                            self.out.put((self.side, "special",
+                                          (path, SPECIAL.get(stat.S_IFMT(st[0]), "special file"))))
+                            continue
+                        kind = "special"
+                    elif kind == "file" and self.side == "dst" and is_temp_name(
+                            os.path.basename(path)) and not _exists(self._counterpart(path)):
+                        os.unlink(path)
+                        self.out.put((self.side, "stale", path))
+                        continue
+                    rows.append(self._row(path, st, kind))
+                except FileNotFoundError:
+                    continue   # vanished while we looked: it is simply not there
+                except OSError as e:
+                    self.out.put((self.side, "error", (path, e.strerror)))
+                    continue
+                if kind == "dir":
+                    stack.append(path)
+                if len(rows) >= BATCH:
+                    self.out.put((self.side, "rows", rows))
+                    rows = []
+        if rows:
+            self.out.put((self.side, "rows", rows))
+
+
+def _exists(path: bytes) -> bool:
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.Event,
+         progress, audit) -> ScanResult:
+    """Scan both trees in parallel and merge the result into the catalog atomically.
+
+    `progress(stats)` is called a few times a second; `audit` receives special files.
+    An interrupted scan leaves the catalog as it was before (the staging is discarded).
+    """
+    stats = ScanStats()
+    catalog.begin_scan()
+    events: queue.Queue = queue.Queue(maxsize=8)
+    walkers = [Walker("src", src, dst, events, stop), Walker("dst", dst, src, events, stop)]
+    for w in walkers:
+        w.start()
+    running = len(walkers)
+    while running:
+        try:
+            side, event, payload = events.get(timeout=0.25)
+        except queue.Empty:
+            progress(stats)
+            continue
+        if event == "rows":
+            if side == "src":
+                matched = catalog.add_source(payload, window)
+                stats.src_entries += len(payload)
+                files = [r for r in payload if r[2] != "dir"]
+                stats.src_files += len(files)
+                stats.src_bytes += sum(r[3] for r in files)
+            else:
+                matched = catalog.add_dest(payload, window)
+                stats.dst_entries += len(payload)
+                stats.dst_bytes += sum(r[2] for r in payload if r[1] != "dir")
+            stats.matched_files += matched[0]
+            stats.matched_bytes += matched[1]
+        elif event == "error":
+            path, message = payload
+            stats.errors += 1
+            if len(stats.problems) < 20:
+                stats.problems.append((path, message))
+            log.warning("scan %s: %s: %s", side.upper(), os.fsdecode(path), message)
+            if side == "src":
+                audit.event("scan", "failed", src=path, error=message)
+        elif event == "special":
+            path, what = payload
+            stats.specials += 1
+            log.info("not copied: %s is a %s", os.fsdecode(path), what)
+            audit.event("special", "skipped", src=path, error=f"{what}: not copied")
+        elif event == "stale":
+            stats.stale_removed += 1
+            log.info("removed stale temporary %s", os.fsdecode(payload))
+        elif event == "done":
+            running -= 1
+            setattr(stats, f"{side}_done", True)
+        progress(stats)
+    for w in walkers:
+        w.join()
+        if w.failure is not None:
+            raise w.failure
+    if stop.is_set():
+        return ScanResult(False, stats, None)
+    backlog = catalog.finish_scan(window)
+    return ScanResult(True, stats, backlog)

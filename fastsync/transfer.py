@@ -1,0 +1,223 @@
+"""What happens to one entry at the destination: temp name, open, finish, times, links.
+
+The order that protects data: bytes go to a temporary name in the target directory
+(`.fastsync-<16 hex>.tmp`, fixed per target so a killed run's leftover is reused, never
+multiplied); times are applied to the open file; the data is made durable; only then is
+the temporary renamed over the final name, and only after the rename is durable does
+the catalog say `synced`. A reader of DST therefore sees either the old file or the
+complete new one, never a partial file under the final name.
+
+Times: atime and mtime are applied with nanosecond precision (utimensat). ctime and
+birth time are recorded in the catalog but cannot be applied on Linux: no system call
+sets a file's ctime (the kernel stamps it on every change), and none sets a birth time on
+the filesystems fastsync supports (ext4, xfs, btrfs, NFS, CIFS, FUSE).
+Permissions and ownership are recorded, never applied: new files get the usual
+0666 & ~umask, which is what a share's own permission model expects.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import stat
+
+from .errors import UsageError
+
+TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+)\.tmp\Z")
+
+# Errors after which no further file can succeed: stop the run instead of failing the
+# rest of the backlog one by one.
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class SourceChanged(OSError):
+    """The source file changed while it was being read; the copy is discarded."""
+
+
+def is_fatal(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in FATAL_ERRNOS
+
+
+def describe(error: BaseException) -> str:
+    """One line for the audit log and the console."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{errno.errorcode.get(error.errno, 'E?')}: {error.strerror}"
+    return str(error) or type(error).__name__
+
+
+def temp_path(dst: bytes) -> bytes:
+    head, name = os.path.split(dst)
+    digest = hashlib.blake2b(name, digest_size=8).hexdigest().encode()
+    return os.path.join(head, b".fastsync-" + digest + b".tmp")
+
+
+def is_temp_name(name: bytes) -> bool:
+    return TEMP_RE.match(name) is not None
+
+
+# ----------------------------------------------------------------------- source --
+
+def open_source(path: bytes) -> int:
+    """Open a source file for reading without following a symlink, without blocking on
+    a fifo that replaced it, and (where permitted) without updating its atime."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags | O_NOATIME)
+    except PermissionError:
+        fd = os.open(path, flags)   # O_NOATIME needs ownership; EACCES re-raises here
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise SourceChanged(errno.EINVAL, "no longer a regular file", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def changed(before: tuple, after: tuple, bytes_read: int) -> bool:
+    """Did the source change between open and end of read (size, mtime or length)?"""
+    return before[1] != after[1] or before[3] != after[3] or bytes_read != before[1]
+
+
+# ------------------------------------------------------------------ destination --
+
+class DirMaker:
+    """Creates destination directories on demand and remembers which exist.
+
+    Never goes through a symlink: an existing non-directory where a directory belongs is
+    an error for the files below it, not a path to follow elsewhere.
+    """
+
+    def __init__(self, root: bytes):
+        self.root = root
+        self._dev: dict[bytes, int] = {root: os.stat(root).st_dev}
+
+    def device(self, directory: bytes) -> int:
+        return self._dev[directory]
+
+    def ensure(self, directory: bytes) -> list[bytes]:
+        """Make `directory` exist; return the directories whose content this changed."""
+        if directory in self._dev:
+            return []
+        parent = os.path.dirname(directory)
+        touched = self.ensure(parent)
+        try:
+            os.mkdir(directory)
+            touched.append(parent)
+        except FileExistsError:
+            pass
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "exists at the destination and is not "
+                                     "a directory", directory)
+        self._dev[directory] = st.st_dev
+        return touched
+
+
+def open_temp(tmp: bytes) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(tmp, flags, 0o666)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+    os.unlink(tmp)   # something put a symlink at our temporary name: never write through it
+    return os.open(tmp, flags, 0o666)
+
+
+def close_temp(fd: int, times: tuple[int, int], fsync: bool) -> None:
+    """Apply (atime_ns, mtime_ns) to the written temp file and close it.
+
+    Times go on after the last write (a later write would move mtime again). `fsync` is
+    for a file outside the destination root's filesystem, which the batch syncfs misses.
+    """
+    try:
+        os.utime(fd, ns=times)
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)   # on NFS and FUSE a delayed write error surfaces here
+
+
+def discard_temp(fd: int, tmp: bytes) -> None:
+    """Best-effort cleanup of an abandoned copy (the error that caused it is reported)."""
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def make_symlink(target: bytes, tmp: bytes, times: tuple[int, int]) -> None:
+    """Create the link at the temporary name (renamed into place with the batch)."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    try:
+        os.symlink(target, tmp)
+    except OSError as e:
+        if e.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise OSError(e.errno, "the destination does not support symbolic links",
+                          tmp) from None
+        raise
+    try:
+        os.utime(tmp, ns=times, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise   # link times are best effort: links are matched by target, not mtime
+
+
+def sync_directory(path: bytes) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def probe_destination(dst: bytes) -> int:
+    """Check that DST takes new files and measure how finely it stores mtimes.
+
+    Returns the granularity in ns (1 on ext4, 100 on SMB, 10**9 on some shares): the
+    skip rule compares mtimes at this precision, so a share that rounds times does not
+    make every file look changed on the next scan.
+    """
+    path = os.path.join(dst, b".fastsync-probe-%d.tmp" % os.getpid())
+    probe = 1_700_000_001_123_456_789
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise UsageError(f"DST {os.fsdecode(dst)!r} is not writable: {e.strerror}") from None
+    try:
+        try:
+            os.utime(fd, ns=(probe, probe))
+        finally:
+            os.close(fd)
+        got = os.stat(path).st_mtime_ns
+    except OSError as e:
+        raise UsageError(f"DST {os.fsdecode(dst)!r} does not accept file times: "
+                         f"{e.strerror}") from None
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    diff = abs(got - probe)
+    for window in (1, 10, 100, 1000, 10**4, 10**5, 10**6, 10**7, 10**8, 10**9, 2 * 10**9):
+        if diff < window:
+            return window
+    raise UsageError(f"DST {os.fsdecode(dst)!r} does not keep modification times "
+                     f"(set {probe} ns, read back {got} ns)")
