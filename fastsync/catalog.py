@@ -236,10 +236,14 @@ class Catalog:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
+        """Close the catalog and release its lock (safe to call twice)."""
+        if self._lock_fd < 0:
+            return
         try:
             self._conn.close()
         finally:
             os.close(self._lock_fd)
+            self._lock_fd = -1
 
     @contextmanager
     def _tx(self):

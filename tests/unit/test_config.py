@@ -1,0 +1,64 @@
+"""Sizes, rates and option values: what an operator types and what it means."""
+
+import pytest
+
+from fastsync.config import check_values, format_size, parse_rate, parse_size
+from fastsync.errors import UsageError
+
+
+@pytest.mark.parametrize("text, value", [
+    ("4096", 4096), ("0", 0), ("512K", 512 * 1024), ("5M", 5 * 1024**2),
+    ("5m", 5 * 1024**2), ("1.5G", int(1.5 * 1024**3)), ("2T", 2 * 1024**4),
+    ("5MiB", 5 * 1024**2), ("20MB", 20_000_000), ("1kb", 1000), ("100B", 100),
+    (" 7 M ", 7 * 1024**2), (".5K", 512),
+])
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "M", "5X", "-5M", "5 MBs", "1e3", "five", "5Mbit"])
+def test_parse_size_rejects_garbage_with_a_message(text):
+    with pytest.raises(UsageError, match="is not a size"):
+        parse_size(text)
+
+
+def test_rates_may_end_in_per_second():
+    assert parse_rate("20M/s") == parse_rate("20M") == 20 * 1024**2
+
+
+def values(**kw):
+    base = dict(bwlimit="0", checksum="sha256", block_size="5M", queue_capacity="20")
+    return check_values(**{**base, **kw})
+
+
+def test_defaults_are_valid():
+    assert values() == (0, "sha256", 5 * 1024**2, 20)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(bwlimit="20"), "--bwlimit '20' is 20 bytes/s"),
+    (dict(bwlimit="5P"), "--bwlimit '5P' is not a size"),
+    (dict(bwlimit="2000T"), "--bwlimit"),
+    (dict(checksum="crc32"), "--checksum 'crc32' is not supported"),
+    (dict(block_size="1K"), "--block-size '1K' is out of range"),
+    (dict(block_size="2G"), "--block-size '2G' is out of range"),
+    (dict(block_size="lots"), "--block-size 'lots' is not a size"),
+    (dict(queue_capacity="0"), "--queue-capacity 0 is out of range"),
+    (dict(queue_capacity="2.5"), "--queue-capacity '2.5' is not a whole number"),
+    (dict(queue_capacity="many"), "is not a whole number"),
+    (dict(queue_capacity="9000", block_size="1G"), "more than half of this machine's memory"),
+])
+def test_bad_values_are_named(kw, message):
+    with pytest.raises(UsageError) as e:
+        values(**kw)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_checksum_names_are_case_insensitive():
+    assert values(checksum="BLAKE2b")[1] == "blake2b"
+
+
+def test_format_size():
+    assert [format_size(n) for n in (0, 1023, 1024, 5 * 1024**2, 3 * 1024**4)] == [
+        "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 TiB"]
