@@ -35,6 +35,7 @@ from .errors import CatalogError, CatalogLocked, FatalError
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x46535943  # "FSYC"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+LOCK_WAIT = 2.0          # seconds to wait for a lock held by a process that is exiting
 
 
 def to_db(path: bytes) -> str | bytes:
@@ -486,13 +487,20 @@ def _lock(path: str) -> int:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as e:
         raise CatalogError(f"cannot create the catalog lock {lock_path!r}: {e.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
-        raise CatalogLocked(f"catalog {path!r} is in use by another fastsync "
-                            f"(pid {holder})") from None
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            # A process that was just killed may take a moment to release it.
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise CatalogLocked(f"catalog {path!r} is in use by another fastsync "
+                                f"(pid {holder})") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

@@ -88,20 +88,19 @@ def _config(args: dict) -> Config:
 
 
 def _die_with_parent() -> None:
-    """In the one-file binary we run under PyInstaller's unpacking parent (the same
-    executable). If that parent is killed with SIGKILL, die too rather than copy on as
-    an orphan holding the catalog lock."""
-    if not getattr(sys, "frozen", False):
+    """The one-file binary runs as the child of PyInstaller's unpacking parent (same
+    executable; the bootloader marks the child with _PYI_PARENT_PROCESS_LEVEL). If that
+    parent is killed with SIGKILL, die too instead of copying on as an orphan that holds
+    the catalog lock."""
+    if not getattr(sys, "frozen", False) or "_PYI_PARENT_PROCESS_LEVEL" not in os.environ:
         return
-    parent = os.getppid()
-    try:
-        same = os.readlink(f"/proc/{parent}/exe") == os.readlink("/proc/self/exe")
+    _core.set_parent_death_signal(signal.SIGKILL)
+    try:   # the parent may have died before we asked: then our parent is a reaper now
+        alive = os.readlink(f"/proc/{os.getppid()}/exe") == os.readlink("/proc/self/exe")
     except OSError:
-        return
-    if same:
-        _core.set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != parent:      # it died before we asked
-            os._exit(143)
+        alive = False
+    if not alive:
+        os._exit(137)
 
 
 def _install_signals(stop: StopRequest, console: Console) -> None:
