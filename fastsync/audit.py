@@ -16,6 +16,8 @@ import os
 import threading
 from datetime import datetime, timezone
 
+from .errors import FatalError
+
 
 def _text(value):
     return os.fsdecode(value) if isinstance(value, bytes) else value
@@ -38,12 +40,25 @@ class AuditLog:
                 record[key] = _text(value)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
-            self._file.write(line + "\n")
+            try:
+                self._file.write(line + "\n")
+            except OSError as e:
+                raise self._failed(e) from None
 
     def flush(self) -> None:
         with self._lock:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as e:
+                raise self._failed(e) from None
+
+    def _failed(self, error: OSError) -> FatalError:
+        # An audit trail with holes is worse than a stopped run: stop, cleanly.
+        return FatalError(f"cannot write the audit log {self.path!r}: {error.strerror}")
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass   # a failed flush was reported when it happened

@@ -135,10 +135,13 @@ def check_paths(src: str, dst: str, db: str, log: str) -> tuple[bytes, bytes]:
             raise UsageError(f"{label} {value!r} is not a directory")
         paths[label] = (path, st)
     (src_b, src_st), (dst_b, dst_st) = paths["SRC"], paths["DST"]
-    if not os.access(src_b, os.R_OK | os.X_OK):
-        raise UsageError(f"SRC {src!r} is not readable")
-    if not os.access(dst_b, os.W_OK | os.X_OK):
-        raise UsageError(f"DST {dst!r} is not writable")
+    # Tried for real rather than asked of os.access, which guesses wrong on shares with
+    # ACLs or id mapping. (DST gets a real write at startup: transfer.probe_destination.)
+    try:
+        with os.scandir(src_b) as entries:
+            next(entries, None)
+    except OSError as e:
+        raise UsageError(f"SRC {src!r} cannot be listed: {e.strerror}") from None
     real_src, real_dst = os.path.realpath(src_b), os.path.realpath(dst_b)
     if (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
         raise UsageError("SRC and DST are the same directory")

@@ -392,8 +392,10 @@ class Pipeline:
             if isinstance(error, Interrupted):
                 continue            # not an outcome: the file simply stays pending
             outcomes.append(self._outcome(job, error))
-        self.catalog.record(self.run_id, outcomes, self.algo, sorted(touched))
+        # Audit first: a crash in between leaves an audit line for a file still pending
+        # (copied again later), never a synced file without its audit line.
         self.audit.flush()
+        self.catalog.record(self.run_id, outcomes, self.algo, sorted(touched))
 
     def _outcome(self, job: FileJob, error: BaseException | None) -> Outcome:
         entry = job.entry

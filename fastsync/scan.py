@@ -121,39 +121,46 @@ class Walker(threading.Thread):
         while stack and not self.stop.is_set():
             directory = stack.pop()
             try:
+                # Entries are taken one at a time: a directory of millions of files
+                # costs no more memory than a small one.
                 with os.scandir(directory) as entries:
-                    names = [e.path for e in entries]
+                    for entry in entries:
+                        if self.stop.is_set():
+                            break
+                        rows = self._entry(entry.path, rows, stack)
             except OSError as e:
                 self.out.put((self.side, "error", (directory, f"cannot list: {e.strerror}")))
-                continue
-            for path in names:
-                try:
-                    st = _core.lstat(path)
-                    kind = _kind(st[0])
-                    if kind is None:
-                        if self.side == "src":
-                            self.out.put((self.side, "special",
-                                          (path, SPECIAL.get(stat.S_IFMT(st[0]), "special file"))))
-                            continue
-                        kind = "special"
-                    elif kind == "file" and self.side == "dst" and is_temp_name(
-                            os.path.basename(path)) and not _exists(self._counterpart(path)):
-                        os.unlink(path)
-                        self.out.put((self.side, "stale", path))
-                        continue
-                    rows.append(self._row(path, st, kind))
-                except FileNotFoundError:
-                    continue   # vanished while we looked: it is simply not there
-                except OSError as e:
-                    self.out.put((self.side, "error", (path, e.strerror)))
-                    continue
-                if kind == "dir":
-                    stack.append(path)
-                if len(rows) >= BATCH:
-                    self.out.put((self.side, "rows", rows))
-                    rows = []
         if rows:
             self.out.put((self.side, "rows", rows))
+
+    def _entry(self, path: bytes, rows: list, stack: list) -> list:
+        """Record one entry; returns the batch (a fresh list once a full one was sent)."""
+        try:
+            st = _core.lstat(path)
+            kind = _kind(st[0])
+            if kind is None:
+                if self.side == "src":
+                    self.out.put((self.side, "special",
+                                  (path, SPECIAL.get(stat.S_IFMT(st[0]), "special file"))))
+                    return rows
+                kind = "special"
+            elif kind == "file" and self.side == "dst" and is_temp_name(
+                    os.path.basename(path)) and not _exists(self._counterpart(path)):
+                os.unlink(path)
+                self.out.put((self.side, "stale", path))
+                return rows
+            rows.append(self._row(path, st, kind))
+        except FileNotFoundError:
+            return rows     # vanished while we looked: it is simply not there
+        except OSError as e:
+            self.out.put((self.side, "error", (path, e.strerror)))
+            return rows
+        if kind == "dir":
+            stack.append(path)
+        if len(rows) >= BATCH:
+            self.out.put((self.side, "rows", rows))
+            return []
+        return rows
 
 
 def _exists(path: bytes) -> bool:

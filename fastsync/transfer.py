@@ -215,9 +215,19 @@ def probe_destination(dst: bytes) -> int:
             os.unlink(path)
         except OSError:
             pass
-    diff = abs(got - probe)
+    window = granularity(probe, got)
+    if window is None:
+        raise UsageError(f"DST {os.fsdecode(dst)!r} does not keep modification times "
+                         f"(set {probe} ns, read back {got} ns)")
+    return window
+
+
+def granularity(wrote: int, read: int) -> int | None:
+    """The coarsest mtime precision consistent with writing `wrote` and reading back
+    `read` (ns): 1 if exact, 100 for SMB's 100 ns ticks, 2*10**9 for FAT; None if the
+    filesystem clearly does not keep the time at all."""
+    diff = abs(read - wrote)
     for window in (1, 10, 100, 1000, 10**4, 10**5, 10**6, 10**7, 10**8, 10**9, 2 * 10**9):
         if diff < window:
             return window
-    raise UsageError(f"DST {os.fsdecode(dst)!r} does not keep modification times "
-                     f"(set {probe} ns, read back {got} ns)")
+    return None

@@ -311,3 +311,24 @@ def test_stale_temporaries_of_a_killed_run_are_removed(pair):
     main(pair.args())
     assert not (pair.dst / ".fastsync-0123456789abcdef.tmp").exists()
     assert (pair.dst / ".fastsync-fedcba9876543210.tmp").read_bytes().startswith(b"a real")
+
+
+@pytest.fixture
+def mounted_inside_dst(pair):
+    """A tmpfs mounted at DST/other: another filesystem inside the destination."""
+    import subprocess
+    (pair.dst / "other").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(pair.dst / "other")],
+                   check=True)
+    yield pair.dst / "other"
+    subprocess.run(["umount", str(pair.dst / "other")], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
+def test_a_filesystem_mounted_inside_dst_is_flushed_file_by_file(pair, mounted_inside_dst):
+    os.makedirs(pair.src / "other" / "deeper")
+    write(pair.src / "other" / "deeper" / "f", os.urandom(100_000), mtime_ns=NS)
+    write(pair.src / "here", b"on the root filesystem", mtime_ns=NS)
+    assert main(pair.args()) == EXIT_OK
+    assert_same_tree(pair.src, pair.dst)
+    assert os.stat(pair.dst / "other" / "deeper" / "f").st_dev != os.stat(pair.dst).st_dev
