@@ -138,20 +138,20 @@ class Console:
         eta = left / average if average else None
         pct = 100.0 * written / stats.bytes_total if stats.bytes_total else 100.0
         head = (f"copy  {format_size(written)} of {format_size(stats.bytes_total)} "
-                f"({pct:.1f}%)  {stats.files_done:,} of {stats.files_total:,} files  "
-                f"{format_rate(rate)}  ETA {format_duration(eta)}  "
-                f"session {format_size(written)}  overall "
-                f"{format_size(stats.bytes_before + written)}"
-                + (f"  failed {stats.files_failed:,}" if stats.files_failed else ""))
+                f"({pct:.1f}%), {stats.files_done:,} of {stats.files_total:,} files, "
+                f"{format_rate(rate)}, ETA {format_duration(eta)}")
+        totals = (f"      session {format_size(written)}, overall "
+                  f"{format_size(stats.bytes_before + written)}"
+                  + (f", failed {stats.files_failed:,}" if stats.files_failed else ""))
         current = stats.current
         if current is None:
-            tail = "      now: waiting for data"
+            now_line = "      now: waiting for data"
         else:
             name, size, done = current
             file_eta = (size - done) / rate if rate else None
             share = f"{100.0 * done / size:.0f}% of {format_size(size)}" if size else "empty"
-            tail = f"      now: {name}  {share}  ETA {format_duration(file_eta)}"
-        self._status([head, tail], now)
+            now_line = f"      now: {name}: {share}, ETA {format_duration(file_eta)}"
+        self._status([head, now_line, totals], now)
 
 
 class ConsoleHandler(logging.Handler):

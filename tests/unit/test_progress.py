@@ -38,7 +38,7 @@ def test_log_output_is_plain_periodic_lines():
     text = out.getvalue()
     assert text.count("\n") == 1
     assert "\x1b" not in text and "\r" not in text
-    assert "4 of 10 files" in text and "now: dir/big.bin  50% of 2.0 MiB" in text
+    assert "4 of 10 files" in text and "now: dir/big.bin: 50% of 2.0 MiB" in text
     assert "overall 5.0 GiB" in text
 
 
