@@ -25,7 +25,9 @@ MAX_QUEUE = 10_000
 MIN_RATE = 1 * KiB
 MAX_RATE = 1024**4
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?b)?|(b))?\s*$", re.I)
+# At most 15 digits: anything longer is a typo, and would overflow float arithmetic.
+_SIZE = re.compile(r"^\s*(\d{1,15}(?:\.\d{0,9})?|\.\d{1,9})\s*(?:([kmgt])(i?b)?|(b))?\s*$",
+                   re.I)
 _POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
 
 
@@ -99,7 +101,7 @@ def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity
     block = parse_size(block_size, "--block-size")
     if not MIN_BLOCK <= block <= MAX_BLOCK:
         raise UsageError(f"--block-size {block_size!r} is out of range; use 4K to 1G")
-    if not re.fullmatch(r"\s*\d+\s*", queue_capacity):
+    if not re.fullmatch(r"\s*\d{1,9}\s*", queue_capacity):
         raise UsageError(f"--queue-capacity {queue_capacity!r} is not a whole number")
     capacity = int(queue_capacity)
     if not 1 <= capacity <= MAX_QUEUE:
@@ -122,6 +124,11 @@ def check_paths(src: str, dst: str, db: str, log: str) -> tuple[bytes, bytes]:
     DST must already exist: if a share is not mounted, its mount point is an empty local
     directory, and creating DST below it would fill the local disk instead.
     """
+    for label, value in (("SRC", src), ("DST", dst), ("--db", db), ("--log", log)):
+        if not value.strip():
+            # "" would silently mean the current directory (think of an unset
+            # variable in a cron line, with --delete-extras)
+            raise UsageError(f"{label} is an empty string")
     paths = {}
     for label, value in (("SRC", src), ("DST", dst)):
         path = os.path.abspath(os.fsencode(value))
@@ -156,6 +163,8 @@ def check_paths(src: str, dst: str, db: str, log: str) -> tuple[bytes, bytes]:
             raise UsageError(f"the {label} {value!r} must not be inside SRC or DST")
         if os.path.isdir(value):
             raise UsageError(f"the {label} path {value!r} is a directory")
+        if os.path.exists(value) and not os.path.isfile(value):
+            raise UsageError(f"the {label} path {value!r} is not a regular file")
         if os.path.exists(value) and not os.access(value, os.R_OK | os.W_OK):
             raise UsageError(f"the {label} {value!r} is not writable")
         if not os.path.exists(value) and not os.access(parent, os.W_OK | os.X_OK):

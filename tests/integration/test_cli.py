@@ -82,7 +82,8 @@ def test_missing_paths_on_the_command_line(fastsync, pair):
 
 @pytest.mark.parametrize("case", ["src-missing", "src-file", "dst-missing", "same", "dst-in-src",
                                   "src-in-dst", "db-dir-missing", "log-dir-missing",
-                                  "db-inside-dst", "db-is-dir"])
+                                  "db-inside-dst", "db-is-dir", "src-empty", "dst-empty",
+                                  "log-empty", "log-is-fifo"])
 def test_bad_paths(fastsync, pair, case):
     write(pair.src / "f", b"x")
     src, dst, db, log = str(pair.src), str(pair.dst), str(pair.db), str(pair.log)
@@ -97,6 +98,10 @@ def test_bad_paths(fastsync, pair, case):
         "log-dir-missing": "log directory",
         "db-inside-dst": "must not be inside SRC or DST",
         "db-is-dir": "is a directory",
+        "src-empty": "SRC is an empty string",
+        "dst-empty": "DST is an empty string",
+        "log-empty": "--log is an empty string",
+        "log-is-fifo": "is not a regular file",
     }[case]
     if case == "src-missing":
         src = src + "-nope"
@@ -120,9 +125,19 @@ def test_bad_paths(fastsync, pair, case):
         db = str(pair.dst / "c.db")
     elif case == "db-is-dir":
         db = str(pair.root)
-    proc = fastsync("--db", db, "--log", log, src, dst, check=2)
+    elif case == "src-empty":
+        src = ""
+    elif case == "dst-empty":
+        dst = ""
+    elif case == "log-empty":
+        log = ""
+    elif case == "log-is-fifo":
+        log = str(pair.root / "fifo")
+        os.mkfifo(log)
+    proc = fastsync("--db", db, "--log", log, src, dst, check=2, timeout=30)
     one_line_error(proc, message)
-    assert not pair.log.exists() and not os.path.exists(log)
+    assert not pair.log.exists() and not pair.db.exists()
+    assert log == "" or not os.path.isfile(log)
     assert not list(pair.dst.glob("**/f"))
 
 

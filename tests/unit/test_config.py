@@ -62,3 +62,11 @@ def test_checksum_names_are_case_insensitive():
 def test_format_size():
     assert [format_size(n) for n in (0, 1023, 1024, 5 * 1024**2, 3 * 1024**4)] == [
         "0 B", "1023 B", "1.0 KiB", "5.0 MiB", "3.0 TiB"]
+
+
+@pytest.mark.parametrize("kw", [dict(block_size="9" * 400), dict(bwlimit="9" * 400),
+                                dict(bwlimit="1." + "5" * 40 + "M"),
+                                dict(queue_capacity="9" * 5000)])
+def test_absurdly_long_numbers_are_usage_errors_not_crashes(kw):
+    with pytest.raises(UsageError):
+        values(**kw)
