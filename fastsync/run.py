@@ -221,7 +221,8 @@ def _summary(console: Console, catalog: Catalog, config: Config, totals: Totals,
              f"failed {totals.failed:,}; deleted {totals.deleted:,}"]
     extra = []
     if totals.specials:
-        extra.append(f"{totals.specials:,} special files not copied")
+        extra.append(f"{totals.specials:,} entries not copied (fifos, sockets, devices, "
+                     f"names reserved for temporaries)")
     if totals.scan_errors:
         extra.append(f"{totals.scan_errors:,} scan errors")
     if totals.dir_failures:

@@ -10,8 +10,10 @@ What a walker does with each kind of entry:
   symlink        a row with its target (recreated as a link, never followed)
   fifo, socket, device
                  not copied as data: reported (audit line, counted in the summary)
-  fastsync temp  (DST only) a stale `.fastsync-*.tmp` left by a killed run, with no
-                 source entry of that name: removed
+  fastsync temp  names of the form `.fastsync-<16 hex>.tmp` are reserved for fastsync's
+                 temporaries (a source entry so named would collide with the temporary
+                 of a sibling): in SRC, reported and not copied; in DST, a leftover of a
+                 killed run with no source entry of that name: removed
 """
 
 from __future__ import annotations
@@ -136,6 +138,10 @@ class Walker(threading.Thread):
     def _entry(self, path: bytes, rows: list, stack: list) -> list:
         """Record one entry; returns the batch (a fresh list once a full one was sent)."""
         try:
+            if self.side == "src" and is_temp_name(os.path.basename(path)):
+                self.out.put((self.side, "special",
+                              (path, "name reserved for fastsync's temporary files")))
+                return rows
             st = _core.lstat(path)
             kind = _kind(st[0])
             if kind is None:

@@ -243,7 +243,7 @@ def test_special_files_are_reported_not_copied(pair, capsys):
     special = [e for e in pair.audit() if e["op"] == "special"]
     assert len(special) == 1 and special[0]["src"].endswith("pipe")
     assert special[0]["status"] == "skipped" and "fifo" in special[0]["error"]
-    assert "1 special files not copied" in capsys.readouterr().err
+    assert "1 entries not copied (fifos" in capsys.readouterr().err
 
 
 ODD_NAMES = [b"with space", b"new\nline", b"-leading-dash", b"\xff\xfenot-utf8",
@@ -307,10 +307,26 @@ def test_verbose_names_each_file(pair, capsys):
 def test_stale_temporaries_of_a_killed_run_are_removed(pair):
     write(pair.src / "f", b"data")
     write(pair.dst / ".fastsync-0123456789abcdef.tmp", b"half a file")
-    write(pair.src / ".fastsync-fedcba9876543210.tmp", b"a real source file of that name")
+    write(pair.dst / ".fastsync-fedcba9876543210.tmp", b"also in SRC: not ours to remove")
+    write(pair.src / ".fastsync-fedcba9876543210.tmp", b"x")
     main(pair.args())
     assert not (pair.dst / ".fastsync-0123456789abcdef.tmp").exists()
-    assert (pair.dst / ".fastsync-fedcba9876543210.tmp").read_bytes().startswith(b"a real")
+    assert (pair.dst / ".fastsync-fedcba9876543210.tmp").read_bytes().startswith(b"also")
+
+
+def test_source_names_reserved_for_temporaries_are_reported_not_copied(pair):
+    """A killed run's leftover inside SRC (SRC was once a destination) must not become
+    the temporary of its sibling: that sibling's copy would be corrupted."""
+    from fastsync.transfer import temp_path
+    write(pair.src / "d" / "report.txt", b"REAL REPORT CONTENT")
+    leftover = os.path.basename(temp_path(b"/d/report.txt")).decode()
+    write(pair.src / "d" / leftover, b"a partial copy left by a killed run")
+    assert main(pair.args()) == EXIT_OK
+    assert (pair.dst / "d" / "report.txt").read_bytes() == b"REAL REPORT CONTENT"
+    assert not (pair.dst / "d" / leftover).exists()
+    skipped = [e for e in pair.audit() if e["op"] == "special"]
+    assert [e["src"] for e in skipped] == [str(pair.src / "d" / leftover)]
+    assert "reserved" in skipped[0]["error"]
 
 
 @pytest.fixture
