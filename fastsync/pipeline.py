@@ -128,6 +128,7 @@ class Pipeline:
                                           daemon=True)
                          for name, fn in (("reader", self._reader), ("writer", self._writer),
                                           ("finisher", self._finisher))]
+        self._reader_t, self._writer_t, self._finisher_t = self._threads
 
     # ------------------------------------------------------------- lifecycle --
 
@@ -171,15 +172,37 @@ class Pipeline:
 
     # ---------------------------------------------------------------- helpers --
 
-    def _wait_put(self, q: queue.Queue, item) -> None:
-        """Put, giving up only when the consumer is gone (it stopped on a crash)."""
+    # Termination never rests on a sentinel alone: a put gives up when its consumer
+    # has died, and a get ends when its producer has died and the queue is drained.
+    # So a crash anywhere (a bug, a catalog or audit-log failure) ends every thread.
+
+    def _wait_put(self, q: queue.Queue, item, consumer: threading.Thread) -> None:
         while True:
             try:
                 q.put(item, timeout=POLL)
                 return
             except queue.Full:
-                if self.crash is not None:
+                if not consumer.is_alive():
                     raise Interrupted() from None
+
+    @staticmethod
+    def _wait_get(q: queue.Queue, producer: threading.Thread):
+        """The next item, or None at the end of the stream."""
+        while True:
+            try:
+                return q.get(timeout=POLL)
+            except queue.Empty:
+                if not producer.is_alive():
+                    try:
+                        return q.get_nowait()
+                    except queue.Empty:
+                        return None
+
+    def _put_block(self, block) -> None:
+        self._wait_put(self.fifo, block, self._writer_t)
+
+    def _put_done(self, item) -> None:
+        self._wait_put(self.done, item, self._finisher_t)
 
     def _acquire(self) -> int:
         while True:
@@ -207,7 +230,7 @@ class Pipeline:
                 else:
                     self._read_file(job)
         finally:
-            self._wait_put(self.fifo, None)
+            self._put_block(None)
 
     def _read_link(self, job: FileJob) -> None:
         try:
@@ -216,14 +239,14 @@ class Pipeline:
             error = None
         except OSError as e:
             error = e
-        self._wait_put(self.fifo, Block(job, -1, 0, 0, True, error=error))
+        self._put_block(Block(job, -1, 0, 0, True, error=error))
 
     def _read_file(self, job: FileJob) -> None:
         offset, index = 0, -1
         try:
             fd = open_source(job.entry.src)
         except OSError as e:
-            self._wait_put(self.fifo, Block(job, -1, 0, 0, True, error=e))
+            self._put_block(Block(job, -1, 0, 0, True, error=e))
             return
         try:
             job.stat = _core.fstat(fd)
@@ -242,13 +265,13 @@ class Pipeline:
                 block = Block(job, index, n, offset, last,
                               hash=digest.hexdigest() if last else None)
                 index = -1
-                self._wait_put(self.fifo, block)
+                self._put_block(block)
                 offset += n
                 if last:
                     return
         except (OSError, Interrupted) as e:
             self._release(index)
-            self._wait_put(self.fifo, Block(job, -1, 0, offset, True, error=e))
+            self._put_block(Block(job, -1, 0, offset, True, error=e))
         finally:
             os.close(fd)
 
@@ -257,7 +280,7 @@ class Pipeline:
     def _writer(self) -> None:
         try:
             while True:
-                block = self.fifo.get()
+                block = self._wait_get(self.fifo, self._reader_t)
                 if block is None:
                     return
                 try:
@@ -266,7 +289,7 @@ class Pipeline:
                     self._release(block.index)
         finally:
             self.stats.current = None
-            self._wait_put(self.done, None)
+            self._put_done(None)
 
     def _write(self, block: Block) -> None:
         job = block.job
@@ -279,7 +302,7 @@ class Pipeline:
         try:
             if job.entry.kind == "symlink":
                 job.touched = self.dirs.ensure(os.path.dirname(job.entry.dst))
-                self._wait_put(self.done, _Done(job, None))
+                self._put_done(_Done(job, None))
                 return
             if job.fd < 0:
                 parent = os.path.dirname(job.entry.dst)
@@ -298,7 +321,7 @@ class Pipeline:
                 self.stats.current = (self.stats.current[0], job.stat[1], job.written)
             if block.last:
                 job.hash = block.hash
-                self._wait_put(self.done, _Done(job, None))
+                self._put_done(_Done(job, None))
         except OSError as e:
             self._give_up(job, e)
             if is_fatal(e):
@@ -310,7 +333,7 @@ class Pipeline:
         if job.fd >= 0:
             discard_temp(job.fd, job.tmp)
             job.fd = -1
-        self._wait_put(self.done, _Done(job, error))
+        self._put_done(_Done(job, error))
 
     # --------------------------------------------------------------- finisher --
 
@@ -321,7 +344,7 @@ class Pipeline:
             try:
                 item = self.done.get(timeout=POLL)
             except queue.Empty:
-                item = False
+                item = False if self._writer_t.is_alive() or not self.done.empty() else None
             if item is None:
                 break
             if item:

@@ -20,7 +20,8 @@ from . import __version__
 from .audit import AuditLog
 from .catalog import Backlog, Catalog
 from .config import Config, format_size
-from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FatalError)
+from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncError,
+                     FatalError)
 from .mirror import mirror
 from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
@@ -131,7 +132,25 @@ def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
     audit.event("run", "started", src=config.src, dst=config.dst, mode=mode,
                 version=__version__)
     totals = Totals()
+    try:
+        return _phases(config, console, stop, catalog, audit, window, mode, reason,
+                       backlog, run_id, identity, totals, started)
+    except FastsyncError as e:
+        # Record how this run ended, if the catalog and the log still can be written;
+        # when they are what failed, the error itself says so.
+        try:
+            catalog.finish_run(run_id, "failed")
+            audit.event("run", "failed", error=str(e), copied=totals.copied,
+                        bytes=totals.copied_bytes, failed=totals.failed)
+            audit.flush()
+        except FastsyncError:
+            pass
+        raise
 
+
+def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
+            audit: AuditLog, window: int, mode: str, reason: str, backlog: Backlog,
+            run_id: int, identity: tuple[int, int], totals: Totals, started: float) -> int:
     def finish(status: str, code: int) -> int:
         catalog.finish_run(run_id, status)
         audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
