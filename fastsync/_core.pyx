@@ -81,6 +81,11 @@ cdef extern from "<sys/prctl.h>" nogil:
               unsigned long arg5)
     int PR_SET_PDEATHSIG
 
+cdef extern from "<sys/vfs.h>" nogil:
+    cdef struct statfs:
+        long f_type
+    int fstatfs(int fd, statfs *buf)
+
 cdef extern from "<sys/sysmacros.h>" nogil:
     uint64_t makedev(unsigned int major, unsigned int minor)
 
@@ -415,6 +420,19 @@ def fstat(int fd):
     if rc != 0:
         raise _oserror(err)
     return _stat_tuple(&st)
+
+
+def filesystem_type(int fd):
+    """fstatfs(2) f_type of the filesystem holding fd (e.g. 0xEF53 for ext4)."""
+    cdef statfs st
+    cdef int rc, err = 0
+    with nogil:
+        rc = fstatfs(fd, &st)
+        if rc != 0:
+            err = errno
+    if rc != 0:
+        raise _oserror(err)
+    return st.f_type & 0xFFFFFFFF
 
 
 def set_parent_death_signal(int signum):

@@ -10,6 +10,8 @@
   finisher  applies times, closes, and in batches: makes the data durable (one syncfs),
             renames the temporaries into place, makes the renames durable (syncfs again),
             records the batch in the catalog in one transaction and writes audit lines.
+            (On network and FUSE filesystems, and on filesystems mounted inside DST,
+            each file is fsynced before its rename instead; see BATCH_DURABLE.)
 
 Reading and writing overlap (full duplex on a share); durability costs one syncfs per
 batch, not one fsync per file; the catalog never runs ahead of the disk.
@@ -32,9 +34,9 @@ from dataclasses import dataclass, field
 
 from . import _core
 from .catalog import Catalog, Outcome, PendingFile
-from .transfer import (DirMaker, SourceChanged, changed, close_temp, describe, discard_temp,
-                       is_fatal, make_symlink, open_source, open_temp, sync_directory,
-                       temp_path)
+from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
+                       discard_temp, is_fatal, make_symlink, open_source, open_temp,
+                       sync_directory, temp_path)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class FileJob:
     written: int = 0
     cancelled: bool = False            # set by the writer: stop reading this file
     touched: list = field(default_factory=list)   # dst dirs whose content changed
-    same_fs: bool = True               # on the destination root's filesystem
+    own_fsync: bool = False            # not covered by the batch syncfs: fsync it
 
     @property
     def times(self) -> tuple[int, int]:
@@ -307,7 +309,8 @@ class Pipeline:
             if job.fd < 0:
                 parent = os.path.dirname(job.entry.dst)
                 job.touched = self.dirs.ensure(parent)
-                job.same_fs = self.dirs.device(parent) == self.root_dev
+                job.own_fsync = not (self.batch_durable
+                                     and self.dirs.device(parent) == self.root_dev)
                 job.fd = open_temp(job.tmp)
             if block.length:
                 self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
@@ -366,7 +369,7 @@ class Pipeline:
                 make_symlink(job.entry.link_target, job.tmp, job.times)
             else:
                 fd, job.fd = job.fd, -1
-                close_temp(fd, job.times, fsync=not job.same_fs)
+                close_temp(fd, job.times, fsync=job.own_fsync)
             return None
         except OSError as e:
             discard_temp(job.fd, job.tmp)
@@ -379,15 +382,16 @@ class Pipeline:
         """Durable data -> rename into place -> durable renames -> catalog + audit."""
         ready = [job for job, error in batch if error is None]
         errors = {id(job): error for job, error in batch if error is not None}
-        if ready:
+        if any(not job.own_fsync for job in ready):
             try:
                 _core.syncfs_fd(self.root_fd)
-            except OSError as e:   # which file failed is unknown: none of them is done
+            except OSError as e:   # which file failed is unknown: none it covers is done
                 for job in ready:
-                    discard_temp(-1, job.tmp)
-                    errors[id(job)] = OSError(e.errno, f"destination write-back failed: "
-                                                       f"{e.strerror}")
-                ready = []
+                    if not job.own_fsync:
+                        discard_temp(-1, job.tmp)
+                        errors[id(job)] = OSError(e.errno, f"destination write-back "
+                                                           f"failed: {e.strerror}")
+                ready = [job for job in ready if job.own_fsync]
                 if is_fatal(e):
                     self._fail_run(e)
         renamed = []
@@ -395,20 +399,21 @@ class Pipeline:
         for job in ready:
             try:
                 os.rename(job.tmp, job.entry.dst)
-                if not job.same_fs:
+                if job.own_fsync:
                     sync_directory(os.path.dirname(job.entry.dst))
                 renamed.append(job)
                 touched.add(os.path.dirname(job.entry.dst))
             except OSError as e:
                 discard_temp(-1, job.tmp)
                 errors[id(job)] = e
-        if renamed:
+        if any(not job.own_fsync for job in renamed):
             try:
                 _core.syncfs_fd(self.root_fd)
             except OSError as e:   # data is complete, but the rename may not survive a crash
                 for job in renamed:
-                    errors[id(job)] = OSError(e.errno, f"destination sync failed: {e.strerror}")
-                renamed = []
+                    if not job.own_fsync:
+                        errors[id(job)] = OSError(e.errno, f"destination sync failed: "
+                                                           f"{e.strerror}")
         outcomes = []
         for job, _ in batch:
             error = errors.get(id(job))
@@ -444,6 +449,7 @@ class Pipeline:
 
     def __enter__(self) -> "Pipeline":
         self.root_fd = os.open(self.dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.batch_durable = _core.filesystem_type(self.root_fd) in BATCH_DURABLE
         return self
 
     def __exit__(self, *exc) -> None:

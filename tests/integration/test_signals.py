@@ -31,9 +31,10 @@ def catalog_tells_the_truth(pair) -> int:
     """Every row marked synced has exactly the source's bytes at its destination, and
     nothing under a final name is a partial copy. Returns the number of synced files."""
     conn = sqlite3.connect(pair.db)
+    created = conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'files'").fetchone()[0]
     rows = conn.execute("SELECT src_path, dst_path, hash FROM files"
-                        " WHERE status = 'synced' AND kind = 'file'").fetchall()
-    conn.close()
+                        " WHERE status = 'synced' AND kind = 'file'").fetchall() if created else []
+    conn.close()   # (killed before the schema was committed: nothing is recorded yet)
     for src, dst, digest in rows:
         with open(from_db(dst), "rb") as f:
             data = f.read()

@@ -286,3 +286,19 @@ def test_lstat_errors_name_the_file(tmp_path):
     assert e.value.filename.endswith("missing")
     with pytest.raises(OSError):
         _core.fstat(987654)
+
+
+def test_filesystem_type(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        kind = _core.filesystem_type(fd)
+    finally:
+        os.close(fd)
+    assert kind > 0
+    fd = os.open("/proc", os.O_RDONLY)
+    try:
+        assert _core.filesystem_type(fd) == 0x9FA0          # PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):
+        _core.filesystem_type(987654)
