@@ -216,6 +216,9 @@ def probe_destination(dst: bytes) -> int:
         raise UsageError(f"DST {os.fsdecode(dst)!r} is not writable: {e.strerror}") from None
     try:
         try:
+            # One byte: an rclone mount uploads an empty file after close, and so
+            # resurrects it after our unlink.
+            os.write(fd, b"\n")
             os.utime(fd, ns=(probe, probe))
         finally:
             os.close(fd)
