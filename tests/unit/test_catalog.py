@@ -99,21 +99,22 @@ def test_refuses_a_corrupt_catalog(cat, db):
         Catalog.open(db, SRC, DST, "test")
 
 
-def test_refuses_someone_elses_sqlite_database(db):
+def sql(db, statement):
     conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+def test_refuses_someone_elses_sqlite_database(db):
+    sql(db, "CREATE TABLE photos (id INTEGER)")
     with pytest.raises(CatalogError, match="not a fastsync catalog"):
         Catalog.open(db, SRC, DST, "test")
 
 
 def test_refuses_a_newer_schema(cat, db):
     cat.close()
-    conn = sqlite3.connect(db)
-    conn.execute("PRAGMA user_version = 99")
-    conn.commit()
-    conn.close()
+    sql(db, "PRAGMA user_version = 99")
     with pytest.raises(CatalogError, match="schema v99"):
         Catalog.open(db, SRC, DST, "test")
 
