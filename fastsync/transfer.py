@@ -53,7 +53,8 @@ def is_fatal(error: BaseException) -> bool:
 def describe(error: BaseException) -> str:
     """One line for the audit log and the console."""
     if isinstance(error, OSError) and error.strerror:
-        return f"{errno.errorcode.get(error.errno, 'E?')}: {error.strerror}"
+        name = errno.errorcode.get(error.errno)
+        return f"{name}: {error.strerror}" if name else error.strerror
     return str(error) or type(error).__name__
 
 

@@ -66,3 +66,12 @@ def test_probe_leaves_nothing_behind(tmp_path):
 def test_probe_of_a_missing_destination_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="is not writable"):
         probe_destination(os.fsencode(tmp_path / "missing"))
+
+
+def test_errors_are_described_in_one_line():
+    from fastsync.transfer import describe
+    assert describe(OSError(errno.ENOSPC, "No space left on device")) == \
+        "ENOSPC: No space left on device"
+    assert describe(SourceChanged(0, "source changed while it was being copied")) == \
+        "source changed while it was being copied"
+    assert describe(RuntimeError()) == "RuntimeError"
