@@ -18,7 +18,7 @@ from libc.stdlib cimport free
 from libc.string cimport strerror
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_FillInfo
 from posix.types cimport off_t
-from posix.unistd cimport read, pwrite
+from posix.unistd cimport pread, pwrite
 
 import os as _os
 
@@ -276,28 +276,35 @@ cdef class TokenBucket:
 
 # ----------------------------------------------------------------- copy loops --------
 
-def read_block(int fd, BlockPool pool not None, Py_ssize_t index, TokenBucket bucket=None):
-    """Fill block `index` from fd's current offset until it is full or the file ends.
+def read_block(int fd, BlockPool pool not None, Py_ssize_t index, int64_t offset,
+               TokenBucket bucket=None, int fault=0):
+    """Fill block `index` from fd at file offset `offset` until full or end of file.
 
-    Returns the number of bytes read; 0 means end of file. Short reads (common on network
-    filesystems) are continued; EINTR is retried. When paced, each slice is paid for after
-    it is read, so a file's last, short slice costs only what it carried.
+    Returns the number of bytes read; 0 means end of file. Reads are positional (pread),
+    so a retry, or a read from a reopened fd, repeats exactly. Short reads (common on
+    network filesystems) are continued; EINTR is retried. When paced, each slice is paid
+    for after it is read, so a file's last, short slice costs only what it carried.
+    `fault` (tests only, see faults.py): fail the first system call with this errno.
     """
     cdef char *buf = pool._slot(index)
     cdef Py_ssize_t want = pool.block_size, got = 0, step
     cdef Py_ssize_t piece = bucket.slice if bucket is not None else want
     cdef ssize_t n
-    cdef int err = 0
+    cdef int err = 0, e
     with nogil:
         while got < want:
             step = want - got
             if step > piece:
                 step = piece
-            n = read(fd, buf + got, <size_t>step)
+            if fault:
+                n, e, fault = -1, fault, 0
+            else:
+                n = pread(fd, buf + got, <size_t>step, <off_t>(offset + got))
+                e = errno if n < 0 else 0
             if n < 0:
-                if errno == EINTR:
+                if e == EINTR:
                     continue
-                err = errno
+                err = e
                 break
             if n == 0:
                 break
@@ -310,19 +317,23 @@ def read_block(int fd, BlockPool pool not None, Py_ssize_t index, TokenBucket bu
 
 
 def write_block(int fd, BlockPool pool not None, Py_ssize_t index, Py_ssize_t length,
-                int64_t offset, TokenBucket bucket=None):
+                int64_t offset, TokenBucket bucket=None, int fault=0):
     """Write the first `length` bytes of block `index` at file offset `offset`.
 
     Loops over partial writes and EINTR; when paced, each slice is paid for before it is
-    written, so the bytes leave no faster than the bucket allows.
+    written, so the bytes leave no faster than the bucket allows. Positional (pwrite):
+    a retry rewrites the same bytes in the same place.
+    `fault` (tests only, see faults.py): fail the first system call with this errno.
     """
     cdef char *buf = pool._slot(index)
     cdef Py_ssize_t done = 0, step
     cdef Py_ssize_t piece = bucket.slice if bucket is not None else length
     cdef ssize_t n
-    cdef int err = 0
+    cdef int err = 0, e
     if length < 0 or length > pool.block_size:
         raise ValueError(f"length {length} does not fit a block of {pool.block_size}")
+    if length == 0 and fault:
+        raise _oserror(fault)
     with nogil:
         while done < length:
             step = length - done
@@ -330,11 +341,15 @@ def write_block(int fd, BlockPool pool not None, Py_ssize_t index, Py_ssize_t le
                 step = piece
             if bucket is not None:
                 bucket._consume(step)
-            n = pwrite(fd, buf + done, <size_t>step, <off_t>(offset + done))
+            if fault:
+                n, e, fault = -1, fault, 0
+            else:
+                n = pwrite(fd, buf + done, <size_t>step, <off_t>(offset + done))
+                e = errno if n < 0 else 0
             if n < 0:
-                if errno == EINTR:
+                if e == EINTR:
                     continue
-                err = errno
+                err = e
                 break
             done += n
     if err:

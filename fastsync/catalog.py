@@ -173,6 +173,7 @@ class Outcome:
     hash: str | None = None
     stat: tuple | None = None       # _core stat tuple of the source as copied
     error: str | None = None
+    final: bool = True              # a failure that will not be tried again in this run
 
 
 class Catalog:
@@ -354,7 +355,8 @@ class Catalog:
             c.execute("UPDATE runs SET files_copied = files_copied + ?,"
                       " bytes_copied = bytes_copied + ?, files_failed = files_failed + ?"
                       " WHERE id = ?",
-                      (len(copied), sum(o.size for o in copied), len(failed), run_id))
+                      (len(copied), sum(o.size for o in copied),
+                       sum(1 for o in failed if o.final), run_id))
 
     def record_dirs(self, done: Sequence[str | bytes], failed: Sequence[tuple],
                     touched_dirs: Sequence[bytes] = ()) -> None:

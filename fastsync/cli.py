@@ -25,6 +25,12 @@ Options:
   --rescan            Scan even though the catalog has a pending backlog
   --block-size SIZE   Size of one block in the read/write queue [default: 5M]
   --queue-capacity N  Blocks the reader may run ahead of the writer [default: 20]
+  --retries N         Further attempts of an operation after a transient error
+                      (EIO, ETIMEDOUT, ESTALE, ...) [default: 5]
+  --retry-delay SEC   Wait before the first retry; doubles each time, with jitter
+                      [default: 1]
+  --outage-timeout SEC  How long to wait for an unreachable share to come back
+                      before stopping; 0 stops at once [default: 3600]
   -q, --quiet         No progress, notes or summary; errors only
   -v, --verbose       Also print a line per file copied
   -h, --help          Show this help
@@ -49,8 +55,8 @@ import sys
 
 from docopt import DocoptExit, docopt
 
-from . import __version__, _core
-from .config import Config, check_paths, check_values
+from . import __version__, _core, faults
+from .config import Config, check_paths, check_retry_values, check_values
 from .errors import EXIT_USAGE, FastsyncError
 from .progress import Console, ConsoleHandler
 from .run import StopRequest, run
@@ -80,11 +86,15 @@ def _config(args: dict) -> Config:
     rate, algo, block, capacity = check_values(
         bwlimit=args["--bwlimit"], checksum=args["--checksum"],
         block_size=args["--block-size"], queue_capacity=args["--queue-capacity"])
+    retries, delay, outage = check_retry_values(
+        retries=args["--retries"], retry_delay=args["--retry-delay"],
+        outage_timeout=args["--outage-timeout"])
     src, dst = check_paths(args["SRC"], args["DST"], args["--db"], args["--log"])
     return Config(src=src, dst=dst, db=args["--db"], log=args["--log"], bwlimit=rate,
                   checksum=algo, delete_extras=args["--delete-extras"],
                   rescan=args["--rescan"], block_size=block, queue_capacity=capacity,
-                  quiet=args["--quiet"], verbose=args["--verbose"])
+                  quiet=args["--quiet"], verbose=args["--verbose"], retries=retries,
+                  retry_delay=delay, outage_timeout=outage)
 
 
 def _die_with_parent() -> None:
@@ -124,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.ERROR if args["--quiet"] else
                     logging.INFO if args["--verbose"] else logging.WARNING)
     stop = StopRequest()
+    if faults.active():
+        console.error(f"fastsync: test-only fault injection is on: {faults.active()}")
     try:
         config = _config(args)
         _install_signals(stop, console)

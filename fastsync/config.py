@@ -80,6 +80,9 @@ class Config:
     queue_capacity: int = 20
     quiet: bool = False
     verbose: bool = False
+    retries: int = 5           # further attempts after a transient error
+    retry_delay: float = 1.0   # seconds before the first retry; doubles each time
+    outage_timeout: float = 3600.0   # seconds to wait for an unreachable share
 
     @property
     def pool_blocks(self) -> int:
@@ -170,3 +173,25 @@ def check_paths(src: str, dst: str, db: str, log: str) -> tuple[bytes, bytes]:
         if not os.path.exists(value) and not os.access(parent, os.W_OK | os.X_OK):
             raise UsageError(f"the {label} directory {parent!r} is not writable")
     return src_b, dst_b
+
+
+MAX_RETRIES = 100
+MAX_DELAY = 3600.0
+MAX_OUTAGE = 30 * 86400.0
+
+
+def check_retry_values(*, retries: str, retry_delay: str, outage_timeout: str
+                       ) -> tuple[int, float, float]:
+    """--retries, --retry-delay and --outage-timeout, parsed and range-checked."""
+    if not re.fullmatch(r"\s*\d{1,9}\s*", retries) or int(retries) > MAX_RETRIES:
+        raise UsageError(f"--retries {retries!r} must be a whole number from 0 to {MAX_RETRIES}")
+    values = []
+    for option, text, limit in (("--retry-delay", retry_delay, MAX_DELAY),
+                                ("--outage-timeout", outage_timeout, MAX_OUTAGE)):
+        if not re.fullmatch(r"\s*(\d{1,9}(\.\d{0,6})?|\.\d{1,6})\s*", text) \
+                or float(text) > limit:
+            raise UsageError(f"{option} {text!r} must be a number of seconds from 0 to "
+                             f"{limit:.0f}")
+        values.append(float(text))
+    return int(retries), values[0], values[1]
+

@@ -16,6 +16,13 @@
 Reading and writing overlap (full duplex on a share); durability costs one syncfs per
 batch, not one fsync per file; the catalog never runs ahead of the disk.
 
+Errors (retry.py): every filesystem operation runs under the Retrier, which retries
+transient errors, waits out an unreachable share, and lets permanent ones fail the file.
+A file that fails in a way that may pass (it changed while being read; a transient error
+outlasted its retries; a flush or close failed, which is never retried in place) is
+recorded as failed and then copied again later in the same run, up to FILE_RETRIES
+times: the reader takes it up again once the backlog is done.
+
 Stopping: stop() makes the reader quit at the next block, the writer drop what is queued
 and remove the temporary of the file it was writing, and the finisher complete only the
 files already fully written. Every file the pipeline takes on reaches the finisher once,
@@ -25,6 +32,8 @@ as copied, failed or interrupted.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import logging
 import os
 import queue
@@ -32,17 +41,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import _core
+from . import _core, faults
 from .catalog import Catalog, Outcome, PendingFile
+from .errors import FatalError
+from .retry import Interrupted, Policy, Retrier, Root, classify
 from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
-                       discard_temp, is_fatal, make_symlink, open_source, open_temp,
-                       sync_directory, temp_path)
+                       discard_temp, make_symlink, open_source, open_temp, rename_into_place,
+                       reopen_temp, set_times, sync_directory, temp_path)
 
 log = logging.getLogger(__name__)
 
 BATCH_FILES = 256        # most files recorded per catalog transaction
 BATCH_SECONDS = 0.5      # longest a finished file waits for its batch
 POLL = 0.2               # how often blocked threads look at the stop flag
+FILE_RETRIES = 2         # copies of one file again in the same run after a passing failure
 
 
 @dataclass(eq=False, slots=True)
@@ -50,6 +62,7 @@ class FileJob:
     """One file on its way through the pipeline (shared by its blocks)."""
     entry: PendingFile
     tmp: bytes
+    retries: int = 0                   # times this run has taken this file up again
     stat: tuple | None = None          # the source as opened (fresh metadata)
     hash: str | None = None
     fd: int = -1                       # destination temporary, owned by the writer
@@ -84,10 +97,12 @@ class TransferStats:
     bytes_before: int = 0           # copied by earlier runs (for "overall")
     files_done: int = 0             # recorded as synced
     bytes_done: int = 0
-    files_failed: int = 0
+    files_failed: int = 0           # failed, not to be tried again in this run
+    files_retried: int = 0          # failed, then taken up again later in this run
     bytes_read: int = 0
     bytes_written: int = 0
     current: tuple | None = None    # (name, size, bytes written) of the writer's file
+    waiting: str | None = None      # what the run is waiting for (an unreachable share)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -99,19 +114,40 @@ class _Done:
         self.job, self.error = job, error
 
 
-class Interrupted(Exception):
-    """The run is stopping; the file stays pending."""
+class _Source:
+    """The open source file of the reader; reopened by path if its handle goes stale."""
+
+    def __init__(self, path: bytes, fd: int):
+        self.path, self.fd = path, fd
+
+    def reopen(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        self.fd = open_source(self.path)
+
+    def stat(self) -> tuple:
+        faults.fail("stat", self.path)
+        return _core.fstat(self.fd)
+
+
+def may_pass(error: BaseException) -> bool:
+    """Is this a failure worth another copy of the file in this run?"""
+    return isinstance(error, SourceChanged) or classify(error) == "transient"
 
 
 class Pipeline:
     def __init__(self, catalog: Catalog, audit, *, src: bytes, dst: bytes, algo: str,
                  block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
-                 stats: TransferStats, verbose: bool = False):
+                 stats: TransferStats, policy: Policy, roots: dict[str, Root],
+                 verbose: bool = False):
         self.catalog, self.audit = catalog, audit
         self.src, self.dst, self.algo = src, dst, algo
         self.run_id = run_id
         self.stats = stats
         self.verbose = verbose
+        self.policy = policy
         self.pool = _core.BlockPool(queue_capacity + 2, block_size)
         self.free: queue.Queue = queue.Queue()
         for i in range(self.pool.count):
@@ -124,8 +160,16 @@ class Pipeline:
         self.dirs = DirMaker(dst)
         self.root_dev = self.dirs.device(dst)
         self._stop = threading.Event()
+        self.retrier = Retrier(policy, roots, self._stop, status=self._waiting)
         self.fatal: BaseException | None = None       # stops the run (e.g. disk full)
         self.crash: BaseException | None = None       # a bug: re-raised by run()
+        # Files to copy again later in this run: a heap of (due, seq, entry, retries).
+        self._again: list = []
+        self._order = itertools.count()
+        self._sent = 0          # jobs the reader started
+        self._settled = 0       # jobs the finisher is done with
+        self._draining = threading.Event()   # the reader has nothing new: commit now
+        self._progress = threading.Condition()
         self._threads = [threading.Thread(target=self._guard, args=(fn,), name=name,
                                           daemon=True)
                          for name, fn in (("reader", self._reader), ("writer", self._writer),
@@ -143,6 +187,8 @@ class Pipeline:
         for bucket in (self.read_bucket, self.write_bucket):
             if bucket is not None:
                 bucket.cancel()
+        with self._progress:
+            self._progress.notify_all()
 
     @property
     def stopping(self) -> bool:
@@ -172,7 +218,17 @@ class Pipeline:
             self.fatal = error
         self.stop()
 
-    # ---------------------------------------------------------------- helpers --
+    def _waiting(self, text: str | None) -> None:
+        self.stats.waiting = text
+
+    def _settle(self, error: BaseException) -> BaseException:
+        """Sort an error met while handling a file: a fatal one (disk full, a share gone
+        for good) stops the run and leaves the file pending, like a stop request; it is
+        not the file's fault, so it does not count as a failed attempt."""
+        if isinstance(error, FatalError) or classify(error) == "fatal":
+            self._fail_run(error)
+            return Interrupted()
+        return error
 
     # Termination never rests on a sentinel alone: a put gives up when its consumer
     # has died, and a get ends when its producer has died and the queue is drained.
@@ -226,44 +282,76 @@ class Pipeline:
             for entry in self.catalog.iter_backlog():
                 if self._stop.is_set():
                     break
-                job = FileJob(entry, temp_path(entry.dst))
-                if entry.kind == "symlink":
-                    self._read_link(job)
-                else:
-                    self._read_file(job)
+                self._take(entry, 0)
+            while (again := self._next_again()) is not None:
+                self._take(*again)
         finally:
             self._put_block(None)
 
+    def _take(self, entry: PendingFile, retries: int) -> None:
+        job = FileJob(entry, temp_path(entry.dst), retries=retries)
+        with self._progress:
+            self._sent += 1
+        if entry.kind == "symlink":
+            self._read_link(job)
+        else:
+            self._read_file(job)
+
+    def _next_again(self) -> tuple[PendingFile, int] | None:
+        """The next file to copy again once it is due; None when none can come any more
+        (every file taken on is settled) or the run is stopping."""
+        self._draining.set()
+        with self._progress:
+            while not self._stop.is_set() and self._finisher_t.is_alive():
+                if self._again:
+                    due, _, entry, retries = self._again[0]
+                    if due <= time.monotonic():
+                        heapq.heappop(self._again)
+                        return entry, retries
+                    self._progress.wait(min(due - time.monotonic(), POLL))
+                elif self._settled >= self._sent:
+                    return None
+                else:
+                    self._progress.wait(POLL)
+        return None
+
     def _read_link(self, job: FileJob) -> None:
+        path = job.entry.src
         try:
-            job.stat = _core.lstat(job.entry.src)
-            job.entry.link_target = os.readlink(job.entry.src)
+            job.stat = self.retrier.call("src", "stat", lambda: _core.lstat(path))
+            job.entry.link_target = self.retrier.call("src", "readlink",
+                                                      lambda: os.readlink(path))
             error = None
-        except OSError as e:
-            error = e
+        except (OSError, Interrupted, FatalError) as e:
+            error = self._settle(e)
         self._put_block(Block(job, -1, 0, 0, True, error=error))
 
     def _read_file(self, job: FileJob) -> None:
+        path, retrier = job.entry.src, self.retrier
         offset, index = 0, -1
         try:
-            fd = open_source(job.entry.src)
-        except OSError as e:
-            self._put_block(Block(job, -1, 0, 0, True, error=e))
+            src = _Source(path, retrier.call("src", "open", lambda: open_source(path)))
+        except (OSError, Interrupted, FatalError) as e:
+            self._put_block(Block(job, -1, 0, 0, True, error=self._settle(e)))
             return
         try:
-            job.stat = _core.fstat(fd)
+            job.stat = _core.fstat(src.fd)
             digest = hashlib.new(self.algo)
             while True:
                 if job.cancelled:
                     return          # the writer failed this file and reported it
                 index = self._acquire()
-                n = _core.read_block(fd, self.pool, index, self.read_bucket)
+                n = retrier.call("src", "read", lambda: _core.read_block(
+                    src.fd, self.pool, index, offset, self.read_bucket,
+                    faults.check("read", path)), stale=src.reopen)
                 if n:
                     digest.update(self.pool.view(index)[:n])
                 self.stats.bytes_read += n
                 last = n < self.pool.block_size
-                if last and changed(job.stat, _core.fstat(fd), offset + n):
-                    raise SourceChanged(0, "source changed while it was being copied")
+                if last:
+                    end = retrier.call("src", "stat", src.stat, stale=src.reopen)
+                    if changed(job.stat, end, offset + n):
+                        raise SourceChanged(0, "source changed while it was being copied")
                 block = Block(job, index, n, offset, last,
                               hash=digest.hexdigest() if last else None)
                 index = -1
@@ -271,11 +359,11 @@ class Pipeline:
                 offset += n
                 if last:
                     return
-        except (OSError, Interrupted) as e:
+        except (OSError, Interrupted, FatalError) as e:
             self._release(index)
-            self._put_block(Block(job, -1, 0, offset, True, error=e))
+            self._put_block(Block(job, -1, 0, offset, True, error=self._settle(e)))
         finally:
-            os.close(fd)
+            os.close(src.fd)
 
     # ----------------------------------------------------------------- writer --
 
@@ -294,7 +382,7 @@ class Pipeline:
             self._put_done(None)
 
     def _write(self, block: Block) -> None:
-        job = block.job
+        job, retrier = block.job, self.retrier
         if job.cancelled:
             return
         if block.error is not None or self._stop.is_set():
@@ -302,21 +390,25 @@ class Pipeline:
             self._give_up(job, error)
             return
         try:
+            parent = os.path.dirname(job.entry.dst)
             if job.entry.kind == "symlink":
-                job.touched = self.dirs.ensure(os.path.dirname(job.entry.dst))
+                job.touched = retrier.call("dst", "mkdir", lambda: self.dirs.ensure(parent))
                 self._put_done(_Done(job, None))
                 return
             if job.fd < 0:
-                parent = os.path.dirname(job.entry.dst)
-                job.touched = self.dirs.ensure(parent)
+                job.touched = retrier.call("dst", "mkdir", lambda: self.dirs.ensure(parent))
                 job.own_fsync = not (self.batch_durable
                                      and self.dirs.device(parent) == self.root_dev)
-                job.fd = open_temp(job.tmp)
+                job.fd = retrier.call("dst", "create", lambda: open_temp(job.tmp))
             if block.length:
                 self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
                                       job.stat[1], job.written)
-                _core.write_block(job.fd, self.pool, block.index, block.length,
-                                  block.offset, self.write_bucket)
+                retrier.call("dst", "write", lambda: _core.write_block(
+                    job.fd, self.pool, block.index, block.length, block.offset,
+                    self.write_bucket, faults.check("write", job.entry.dst)),
+                    stale=lambda: self._reopen(job))
+                # A write-back error here means bytes already given to the kernel are
+                # lost: not retried in place, the file is copied again (may_pass).
                 _core.flush_behind(job.fd, block.offset, block.length,
                                    block.offset - self.pool.block_size, self.pool.block_size)
                 job.written += block.length
@@ -325,10 +417,11 @@ class Pipeline:
             if block.last:
                 job.hash = block.hash
                 self._put_done(_Done(job, None))
-        except OSError as e:
-            self._give_up(job, e)
-            if is_fatal(e):
-                self._fail_run(e)
+        except (OSError, Interrupted, FatalError) as e:
+            self._give_up(job, self._settle(e))
+
+    def _reopen(self, job: FileJob) -> None:
+        job.fd = reopen_temp(job.tmp, job.fd)
 
     def _give_up(self, job: FileJob, error: BaseException) -> None:
         """Abandon a file: remove its temporary, stop the reader on it, report it once."""
@@ -354,7 +447,8 @@ class Pipeline:
                 if not batch:
                     first = time.monotonic()
                 batch.append((item.job, self._close(item.job, item.error)))
-            if batch and (len(batch) >= BATCH_FILES or time.monotonic() - first >= BATCH_SECONDS):
+            if batch and (len(batch) >= BATCH_FILES or time.monotonic() - first >= BATCH_SECONDS
+                          or (self._draining.is_set() and self.done.empty())):
                 self._commit(batch)
                 batch = []
         if batch:
@@ -366,17 +460,18 @@ class Pipeline:
             return error
         try:
             if job.entry.kind == "symlink":
-                make_symlink(job.entry.link_target, job.tmp, job.times)
+                self.retrier.call("dst", "symlink", lambda: make_symlink(
+                    job.entry.link_target, job.tmp, job.times))
             else:
+                self.retrier.call("dst", "utime", lambda: set_times(job.fd, job.tmp, job.times),
+                                  stale=lambda: self._reopen(job))
                 fd, job.fd = job.fd, -1
-                close_temp(fd, job.times, fsync=job.own_fsync)
+                close_temp(fd, job.tmp, fsync=job.own_fsync)
             return None
-        except OSError as e:
+        except (OSError, Interrupted, FatalError) as e:
             discard_temp(job.fd, job.tmp)
             job.fd = -1
-            if is_fatal(e):
-                self._fail_run(e)
-            return e
+            return self._settle(e)
 
     def _commit(self, batch: list[tuple[FileJob, BaseException | None]]) -> None:
         """Durable data -> rename into place -> durable renames -> catalog + audit."""
@@ -384,36 +479,34 @@ class Pipeline:
         errors = {id(job): error for job, error in batch if error is not None}
         if any(not job.own_fsync for job in ready):
             try:
-                _core.syncfs_fd(self.root_fd)
+                self._syncfs()
             except OSError as e:   # which file failed is unknown: none it covers is done
                 for job in ready:
                     if not job.own_fsync:
                         discard_temp(-1, job.tmp)
-                        errors[id(job)] = OSError(e.errno, f"destination write-back "
-                                                           f"failed: {e.strerror}")
+                        errors[id(job)] = self._settle(OSError(
+                            e.errno, f"destination write-back failed: {e.strerror}"))
                 ready = [job for job in ready if job.own_fsync]
-                if is_fatal(e):
-                    self._fail_run(e)
         renamed = []
         touched = {d for job, _ in batch for d in job.touched}   # mkdir changed them
         for job in ready:
             try:
-                os.rename(job.tmp, job.entry.dst)
+                self._rename(job)
                 if job.own_fsync:
                     sync_directory(os.path.dirname(job.entry.dst))
                 renamed.append(job)
                 touched.add(os.path.dirname(job.entry.dst))
-            except OSError as e:
+            except (OSError, Interrupted, FatalError) as e:
                 discard_temp(-1, job.tmp)
-                errors[id(job)] = e
+                errors[id(job)] = self._settle(e)
         if any(not job.own_fsync for job in renamed):
             try:
-                _core.syncfs_fd(self.root_fd)
+                self._syncfs()
             except OSError as e:   # data is complete, but the rename may not survive a crash
                 for job in renamed:
                     if not job.own_fsync:
-                        errors[id(job)] = OSError(e.errno, f"destination sync failed: "
-                                                           f"{e.strerror}")
+                        errors[id(job)] = self._settle(OSError(
+                            e.errno, f"destination sync failed: {e.strerror}"))
         outcomes = []
         for job, _ in batch:
             error = errors.get(id(job))
@@ -424,6 +517,21 @@ class Pipeline:
         # (copied again later), never a synced file without its audit line.
         self.audit.flush()
         self.catalog.record(self.run_id, outcomes, self.algo, sorted(touched))
+        with self._progress:
+            self._settled += len(batch)
+            self._progress.notify_all()
+
+    def _syncfs(self) -> None:
+        faults.fail("flush", self.dst)
+        _core.syncfs_fd(self.root_fd)
+
+    def _rename(self, job: FileJob) -> None:
+        attempts = []
+
+        def rename():
+            attempts.append(1)
+            rename_into_place(job.tmp, job.entry.dst, retrying=len(attempts) > 1)
+        self.retrier.call("dst", "rename", rename)
 
     def _outcome(self, job: FileJob, error: BaseException | None) -> Outcome:
         entry = job.entry
@@ -439,11 +547,20 @@ class Pipeline:
                          os.fsdecode(entry.src))
             return Outcome(entry.key, True, size=size, hash=job.hash, stat=job.stat)
         message = describe(error)
-        self.stats.files_failed += 1
+        again = may_pass(error) and job.retries < FILE_RETRIES and not self._stop.is_set()
+        if again:
+            self.stats.files_retried += 1
+        else:
+            self.stats.files_failed += 1
         self.audit.event(op, "failed", src=entry.src, dst=entry.dst, size=entry.size,
-                         error=message)
-        log.warning("failed: %s: %s", os.fsdecode(entry.src), message)
-        return Outcome(entry.key, False, error=message)
+                         error=message, retry="later in this run" if again else None)
+        log.warning("failed: %s: %s%s", os.fsdecode(entry.src), message,
+                    "; will copy it again later in this run" if again else "")
+        if again:
+            due = time.monotonic() + 5 * self.policy.delay * (job.retries + 1)
+            with self._progress:
+                heapq.heappush(self._again, (due, next(self._order), entry, job.retries + 1))
+        return Outcome(entry.key, False, error=message, final=not again)
 
     # --------------------------------------------------------------------- run --
 

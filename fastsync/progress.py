@@ -71,6 +71,7 @@ class Console:
         self._lock = threading.RLock()
         self._bandwidth = RateMeter(3.0)
         self._average = RateMeter(30.0)
+        self._waiting: str | None = None
 
     # ------------------------------------------------------------------ output --
 
@@ -114,6 +115,12 @@ class Console:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S")
                 self._write(f"{stamp} " + "; ".join(line.strip() for line in lines) + "\n")
 
+    def waiting(self, text: str | None) -> None:
+        """What the run is waiting for (an unreachable share), or None when it is not."""
+        self._waiting = text
+        if text is not None:
+            self._next = 0.0     # show it now, not at the next interval
+
     # ---------------------------------------------------------------- phases --
 
     def scan(self, stats, now: float | None = None) -> None:
@@ -126,7 +133,7 @@ class Console:
             f"      pending so far {stats.pending_files:,} files, "
             f"{format_size(stats.pending_bytes)}"
             + (f"  errors {stats.errors:,}" if stats.errors else ""),
-        ], now)
+        ] + ([f"      {self._waiting}"] if self._waiting else []), now)
 
     def transfer(self, stats, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -144,7 +151,10 @@ class Console:
                   f"{format_size(stats.bytes_before + written)}"
                   + (f", failed {stats.files_failed:,}" if stats.files_failed else ""))
         current = stats.current
-        if current is None:
+        waiting = stats.waiting or self._waiting
+        if waiting:
+            now_line = f"      {waiting}"
+        elif current is None:
             now_line = "      now: waiting for data"
         else:
             name, size, done = current

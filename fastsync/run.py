@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import __version__
+from . import __version__, faults
 from .audit import AuditLog
 from .catalog import Backlog, Catalog
 from .config import Config, format_size
@@ -25,6 +25,7 @@ from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncE
 from .mirror import mirror
 from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
+from .retry import Interrupted, Policy, Retrier, Root
 from .scan import scan
 from .transfer import DirMaker, describe, probe_destination
 
@@ -70,7 +71,8 @@ def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str,
     return "scan", "only files that failed before are pending: rescanning, then retrying them"
 
 
-def apply_directories(catalog: Catalog, dirs: DirMaker, stop: threading.Event, audit) -> int:
+def apply_directories(catalog: Catalog, dirs: DirMaker, retrier: Retrier,
+                      stop: threading.Event, audit) -> int:
     """Create pending directories and give them their source times, deepest first (a
     directory's mtime moves whenever something inside it is created or removed, so it
     is set after its content). Creating a directory makes its parent pending again, so
@@ -90,9 +92,11 @@ def apply_directories(catalog: Catalog, dirs: DirMaker, stop: threading.Event, a
                 if key in failed_keys:
                     continue
                 try:
-                    touched.update(dirs.ensure(path))
-                    os.utime(path, ns=times, follow_symlinks=False)
+                    touched.update(retrier.call("dst", "mkdir", lambda: dirs.ensure(path)))
+                    retrier.call("dst", "utime", lambda: set_dir_times(path, times))
                     done.append(key)
+                except Interrupted:
+                    break
                 except OSError as e:
                     failed.append((key, describe(e)))
                     failed_keys.add(key)
@@ -101,6 +105,11 @@ def apply_directories(catalog: Catalog, dirs: DirMaker, stop: threading.Event, a
             catalog.record_dirs(done, failed, sorted(touched))
             progressed = progressed or bool(done)
     return len(failed_keys)
+
+
+def set_dir_times(path: bytes, times: tuple[int, int]) -> None:
+    faults.fail("utime", path)
+    os.utime(path, ns=times, follow_symlinks=False)
 
 
 def run(config: Config, console: Console, stop: StopRequest) -> int:
@@ -122,8 +131,8 @@ def run(config: Config, console: Console, stop: StopRequest) -> int:
 def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
          audit: AuditLog, window: int, new_catalog: bool) -> int:
     started = time.monotonic()
-    src_st = os.stat(config.src)
-    identity = (src_st.st_dev, src_st.st_ino)
+    roots = {"src": Root("SRC", config.src), "dst": Root("DST", config.dst)}
+    identity = roots["src"].identity
     catalog.set_meta("dst_mtime_granularity_ns", window)
     backlog = catalog.backlog()
     mode, reason = choose_mode(backlog, config.rescan, new_catalog)
@@ -132,9 +141,11 @@ def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
     audit.event("run", "started", src=config.src, dst=config.dst, mode=mode,
                 version=__version__)
     totals = Totals()
+    policy = Policy(retries=config.retries, delay=config.retry_delay,
+                    outage=config.outage_timeout)
     try:
         return _phases(config, console, stop, catalog, audit, window, mode, reason,
-                       backlog, run_id, identity, totals, started)
+                       backlog, run_id, identity, totals, started, policy, roots)
     except FastsyncError as e:
         # Record how this run ended, if the catalog and the log still can be written;
         # when they are what failed, the error itself says so.
@@ -150,7 +161,9 @@ def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
 
 def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
             audit: AuditLog, window: int, mode: str, reason: str, backlog: Backlog,
-            run_id: int, identity: tuple[int, int], totals: Totals, started: float) -> int:
+            run_id: int, identity: tuple[int, int], totals: Totals, started: float,
+            policy: Policy, roots: dict[str, Root]) -> int:
+    retrier = Retrier(policy, roots, stop.event, status=console.waiting)
     def finish(status: str, code: int) -> int:
         catalog.finish_run(run_id, status)
         audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
@@ -163,7 +176,7 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
     if mode == "scan":
         console.note(f"fastsync: scanning SRC and DST ({reason})")
         result = scan(catalog, config.src, config.dst, window, stop.event, console.scan,
-                      audit)
+                      audit, retrier)
         totals.specials, totals.scan_errors = result.stats.specials, result.stats.errors
         if not result.complete:
             console.note("fastsync: interrupted during the scan; the catalog is unchanged")
@@ -184,7 +197,8 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
     pipeline = Pipeline(catalog, audit, src=config.src, dst=config.dst,
                         algo=config.checksum, block_size=config.block_size,
                         queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
-                        run_id=run_id, stats=stats, verbose=config.verbose)
+                        run_id=run_id, stats=stats, policy=policy, roots=roots,
+                        verbose=config.verbose)
     with pipeline:
         if backlog.files:
             pipeline.start()
@@ -223,7 +237,7 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
             return finish("interrupted", stop.exit_code)
 
     # ------------------------------------------------------------ directories --
-    totals.dir_failures = apply_directories(catalog, pipeline.dirs, stop.event, audit)
+    totals.dir_failures = apply_directories(catalog, pipeline.dirs, retrier, stop.event, audit)
     if stop.event.is_set():
         return finish("interrupted", stop.exit_code)
     problems = totals.failed + totals.scan_errors + totals.dir_failures

@@ -25,8 +25,9 @@ import stat
 import threading
 from dataclasses import dataclass, field
 
-from . import _core
+from . import _core, faults
 from .catalog import Backlog, Catalog, to_db
+from .retry import Interrupted, Retrier
 from .transfer import is_temp_name
 
 log = logging.getLogger(__name__)
@@ -84,16 +85,18 @@ class Walker(threading.Thread):
     """Walks one tree depth-first and puts (side, event, payload) tuples on `out`."""
 
     def __init__(self, side: str, root: bytes, other_root: bytes, out: queue.Queue,
-                 stop: threading.Event):
+                 stop: threading.Event, retrier: Retrier):
         super().__init__(name=f"scan-{side}", daemon=True)
         self.side, self.root, self.other_root = side, root, other_root
-        self.out, self.stop = out, stop
+        self.out, self.stop, self.retrier = out, stop, retrier
         self.failure: BaseException | None = None
 
     def run(self) -> None:
         try:
             self._walk()
-        except BaseException as e:   # handed to the main thread, which re-raises it
+        except Interrupted:
+            pass                      # stopping: the scan is incomplete and discarded
+        except BaseException as e:    # handed to the main thread, which re-raises it
             self.failure = e
         finally:
             self.out.put((self.side, "done", None))
@@ -125,7 +128,7 @@ class Walker(threading.Thread):
             try:
                 # Entries are taken one at a time: a directory of millions of files
                 # costs no more memory than a small one.
-                with os.scandir(directory) as entries:
+                with self.retrier.call(self.side, "list", lambda: _list(directory)) as entries:
                     for entry in entries:
                         if self.stop.is_set():
                             break
@@ -142,7 +145,7 @@ class Walker(threading.Thread):
                 self.out.put((self.side, "special",
                               (path, "name reserved for fastsync's temporary files")))
                 return rows
-            st = _core.lstat(path)
+            st = self.retrier.call(self.side, "stat", lambda: _core.lstat(path))
             kind = _kind(st[0])
             if kind is None:
                 if self.side == "src":
@@ -169,6 +172,11 @@ class Walker(threading.Thread):
         return rows
 
 
+def _list(directory: bytes):
+    faults.fail("list", directory)
+    return os.scandir(directory)
+
+
 def _exists(path: bytes) -> bool:
     try:
         os.lstat(path)
@@ -178,7 +186,7 @@ def _exists(path: bytes) -> bool:
 
 
 def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.Event,
-         progress, audit) -> ScanResult:
+         progress, audit, retrier: Retrier) -> ScanResult:
     """Scan both trees in parallel and merge the result into the catalog atomically.
 
     `progress(stats)` is called a few times a second; `audit` receives special files.
@@ -187,7 +195,8 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
     stats = ScanStats()
     catalog.begin_scan()
     events: queue.Queue = queue.Queue(maxsize=8)
-    walkers = [Walker("src", src, dst, events, stop), Walker("dst", dst, src, events, stop)]
+    walkers = [Walker("src", src, dst, events, stop, retrier),
+               Walker("dst", dst, src, events, stop, retrier)]
     for w in walkers:
         w.start()
     running = len(walkers)

@@ -23,13 +23,10 @@ import os
 import re
 import stat
 
+from . import faults
 from .errors import UsageError
 
 TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+)\.tmp\Z")
-
-# Errors after which no further file can succeed: stop the run instead of failing the
-# rest of the backlog one by one.
-FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -44,10 +41,6 @@ BATCH_DURABLE = {0xEF53: "ext2/3/4", 0x58465342: "xfs", 0x9123683E: "btrfs",
 
 class SourceChanged(OSError):
     """The source file changed while it was being read; the copy is discarded."""
-
-
-def is_fatal(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno in FATAL_ERRNOS
 
 
 def describe(error: BaseException) -> str:
@@ -74,6 +67,7 @@ def open_source(path: bytes) -> int:
     """Open a source file for reading without following a symlink, without blocking on
     a fifo that replaced it, and (where permitted) without updating its atime."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    faults.fail("open", path)
     try:
         fd = os.open(path, flags | O_NOATIME)
     except PermissionError:
@@ -117,6 +111,7 @@ class DirMaker:
         parent = os.path.dirname(directory)
         touched = self.ensure(parent)
         try:
+            faults.fail("mkdir", directory)
             os.mkdir(directory)
             touched.append(parent)
         except FileExistsError:
@@ -131,6 +126,7 @@ class DirMaker:
 
 def open_temp(tmp: bytes) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+    faults.fail("create", tmp)
     try:
         return os.open(tmp, flags, 0o666)
     except OSError as e:
@@ -140,20 +136,45 @@ def open_temp(tmp: bytes) -> int:
     return os.open(tmp, flags, 0o666)
 
 
-def close_temp(fd: int, times: tuple[int, int], fsync: bool) -> None:
-    """Apply (atime_ns, mtime_ns) to the written temp file and close it.
-
-    Times go on after the last write (a later write would move mtime again). `fsync` is
-    for a file outside the destination root's filesystem, which the batch syncfs misses.
-    """
+def reopen_temp(tmp: bytes, fd: int) -> int:
+    """A fresh descriptor for a temporary whose handle went stale (ESTALE)."""
     try:
-        os.utime(fd, ns=times)
+        os.close(fd)
+    except OSError:
+        pass
+    return os.open(tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+
+
+def set_times(fd: int, tmp: bytes, times: tuple[int, int]) -> None:
+    """Apply (atime_ns, mtime_ns) to the written temporary, after its last write (a
+    later write would move mtime again)."""
+    faults.fail("utime", tmp)
+    os.utime(fd, ns=times)
+
+
+def close_temp(fd: int, tmp: bytes, fsync: bool) -> None:
+    """Close the written temporary; `fsync` first where the batch syncfs does not cover
+    it (see BATCH_DURABLE). The descriptor is closed whatever happens."""
+    try:
         if fsync:
+            faults.fail("flush", tmp)
             os.fsync(fd)
+        faults.fail("flush", tmp)
     except BaseException:
         os.close(fd)
         raise
     os.close(fd)   # on NFS and FUSE a delayed write error surfaces here
+
+
+def rename_into_place(tmp: bytes, dst: bytes, retrying: bool) -> None:
+    """rename(tmp, dst). On a retry after a lost reply (the rename went through, the
+    answer did not come back), a missing tmp with dst present counts as done."""
+    faults.fail("rename", dst)
+    try:
+        os.rename(tmp, dst)
+    except FileNotFoundError:
+        if not (retrying and os.path.lexists(dst) and not os.path.lexists(tmp)):
+            raise
 
 
 def discard_temp(fd: int, tmp: bytes) -> None:
@@ -175,6 +196,7 @@ def make_symlink(target: bytes, tmp: bytes, times: tuple[int, int]) -> None:
         os.unlink(tmp)
     except FileNotFoundError:
         pass
+    faults.fail("create", tmp)
     try:
         os.symlink(target, tmp)
     except OSError as e:
@@ -194,6 +216,7 @@ def sync_directory(path: bytes) -> None:
     FUSE servers) make renames durable by themselves."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        faults.fail("flush", path)
         os.fsync(fd)
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):

@@ -56,7 +56,7 @@ def test_read_block_fills_blocks_then_reports_end_of_file(tmp_path):
     try:
         got = []
         while True:
-            n = _core.read_block(fd, pool, 0)
+            n = _core.read_block(fd, pool, 0, 4096 * len(got))
             got.append(bytes(pool.view(0)[:n]))
             if n < 4096:
                 break
@@ -71,32 +71,10 @@ def test_read_block_of_an_exact_multiple_ends_with_an_empty_read(tmp_path):
     pool = _core.BlockPool(1, 4096)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        assert [_core.read_block(fd, pool, 0) for _ in range(3)] == [4096, 4096, 0]
+        assert [_core.read_block(fd, pool, 0, off) for off in (0, 4096, 8192)] == [4096, 4096, 0]
+        assert _core.read_block(fd, pool, 0, 0) == 4096       # positional: repeatable
     finally:
         os.close(fd)
-
-
-def test_read_block_continues_short_reads_until_the_block_is_full():
-    """A pipe delivers data in pieces, as a network filesystem may."""
-    r, w = os.pipe()
-    chunks = [os.urandom(n) for n in (100, 3000, 1, 5000, 2000)]
-
-    def feed():
-        for c in chunks:
-            os.write(w, c)
-        os.close(w)
-    t = threading.Thread(target=feed)
-    t.start()
-    pool = _core.BlockPool(2, 8192)
-    try:
-        n = _core.read_block(r, pool, 0)
-        rest = _core.read_block(r, pool, 1)
-    finally:
-        t.join()
-        os.close(r)
-    data = b"".join(chunks)
-    assert (n, rest) == (8192, len(data) - 8192)
-    assert bytes(pool.view(0)) + bytes(pool.view(1)[:rest]) == data
 
 
 def test_read_block_paced_reads_the_same_bytes(tmp_path):
@@ -106,7 +84,7 @@ def test_read_block_paced_reads_the_same_bytes(tmp_path):
     bucket = _core.TokenBucket(1 << 30, slice=16384)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        n = _core.read_block(fd, pool, 0, bucket)
+        n = _core.read_block(fd, pool, 0, 0, bucket)
     finally:
         os.close(fd)
     assert bytes(pool.view(0)[:n]) == data
@@ -115,8 +93,26 @@ def test_read_block_paced_reads_the_same_bytes(tmp_path):
 def test_read_block_raises_oserror_with_errno():
     pool = _core.BlockPool(1, 4096)
     with pytest.raises(OSError) as e:
-        _core.read_block(987654, pool, 0)
+        _core.read_block(987654, pool, 0, 0)
     assert e.value.errno == errno.EBADF
+
+
+def test_injected_faults_fail_inside_the_compiled_loops(tmp_path):
+    (tmp_path / "f").write_bytes(b"data")
+    pool = _core.BlockPool(1, 4096)
+    fd = os.open(tmp_path / "f", os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as e:
+            _core.read_block(fd, pool, 0, 0, None, errno.EIO)
+        assert e.value.errno == errno.EIO
+        assert _core.read_block(fd, pool, 0, 0) == 4          # one call, one fault
+        with pytest.raises(OSError) as e:
+            _core.write_block(fd, pool, 0, 4, 0, _core.TokenBucket(1 << 30), errno.ENOSPC)
+        assert e.value.errno == errno.ENOSPC
+        with pytest.raises(OSError):
+            _core.write_block(fd, pool, 0, 0, 0, None, errno.EIO)   # even with no data
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------- write loop --
