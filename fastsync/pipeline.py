@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 256        # most files recorded per catalog transaction
 BATCH_SECONDS = 0.5      # longest a finished file waits for its batch
 POLL = 0.2               # how often blocked threads look at the stop flag
-FILE_RETRIES = 2         # copies of one file again in the same run after a passing failure
+FILE_RETRIES = 3         # copies of one file again in the same run after a passing failure
+AGAIN_AFTER = (5, 15, 45)   # ... after this many times --retry-delay seconds
 
 
 @dataclass(eq=False, slots=True)
@@ -134,7 +135,7 @@ class _Source:
 
 def may_pass(error: BaseException) -> bool:
     """Is this a failure worth another copy of the file in this run?"""
-    return isinstance(error, SourceChanged) or classify(error) == "transient"
+    return isinstance(error, SourceChanged) or classify(error) in ("transient", "restart")
 
 
 class Pipeline:
@@ -399,7 +400,7 @@ class Pipeline:
                 job.touched = retrier.call("dst", "mkdir", lambda: self.dirs.ensure(parent))
                 job.own_fsync = not (self.batch_durable
                                      and self.dirs.device(parent) == self.root_dev)
-                job.fd = retrier.call("dst", "create", lambda: open_temp(job.tmp))
+                job.fd = retrier.call("dst", "create", lambda: open_temp(job.tmp, job.entry.dst))
             if block.length:
                 self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
                                       job.stat[1], job.written)
@@ -461,12 +462,12 @@ class Pipeline:
         try:
             if job.entry.kind == "symlink":
                 self.retrier.call("dst", "symlink", lambda: make_symlink(
-                    job.entry.link_target, job.tmp, job.times))
+                    job.entry.link_target, job.tmp, job.entry.dst, job.times))
             else:
-                self.retrier.call("dst", "utime", lambda: set_times(job.fd, job.tmp, job.times),
+                self.retrier.call("dst", "utime", lambda: set_times(job.fd, job.entry.dst, job.times),
                                   stale=lambda: self._reopen(job))
                 fd, job.fd = job.fd, -1
-                close_temp(fd, job.tmp, fsync=job.own_fsync)
+                close_temp(fd, job.entry.dst, fsync=job.own_fsync)
             return None
         except (OSError, Interrupted, FatalError) as e:
             discard_temp(job.fd, job.tmp)
@@ -557,7 +558,7 @@ class Pipeline:
         log.warning("failed: %s: %s%s", os.fsdecode(entry.src), message,
                     "; will copy it again later in this run" if again else "")
         if again:
-            due = time.monotonic() + 5 * self.policy.delay * (job.retries + 1)
+            due = time.monotonic() + AGAIN_AFTER[job.retries] * self.policy.delay
             with self._progress:
                 heapq.heappush(self._again, (due, next(self._order), entry, job.retries + 1))
         return Outcome(entry.key, False, error=message, final=not again)

@@ -5,14 +5,17 @@
              EINTR, EREMOTEIO: the operation is tried again after 1, 2, 4, ... times
              --retry-delay seconds (+-25 % jitter, at most 60 s), --retries times; on
              ESTALE the file is reopened by path first.
+  restart    ESPIPE: the stream to the share is broken (a FUSE mount that uploads or
+             downloads as a stream cannot take a second try at an offset): not retried
+             in place; the file is copied again from the start (pipeline.py).
   fatal      ENOSPC, EDQUOT, EROFS: no further file can succeed; the run stops.
   permanent  everything else (EACCES, ENOENT, EISDIR, ...): this file fails now and
              stays pending for the next run; the others go on.
 
 Before any retry, and for any non-fatal error, the share's root is checked: if it is
 unreachable, or no longer the directory it was at the start (an unmounted share), the
-thread that met the error waits, probing the root with growing intervals (1 s doubling
-to 30 s), until it answers; then the operation is tried again without counting those
+thread that met the error waits, probing the root with growing intervals (--retry-delay
+doubling up to 30 s), until it answers; then the operation is tried again without counting those
 waits. After --outage-timeout seconds of waiting the run stops (exit status 3).
 fsync, close and syncfs are never retried as such: after a failed fsync the kernel may
 already have dropped the dirty data, and a second fsync would succeed without it. The
@@ -30,8 +33,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import faults
+from . import _core, faults
 from .errors import FatalError
+from .transfer import BATCH_DURABLE
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +45,25 @@ TRANSIENT = frozenset({errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.ENOTCONN,
                        errno.ECONNABORTED, errno.ECONNREFUSED, errno.EAGAIN, errno.EINTR,
                        errno.EREMOTEIO})
 FATAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+RESTART = frozenset({errno.ESPIPE})
 
 
 class Interrupted(Exception):
     """The run is stopping; whatever was in progress stays pending."""
 
 
+class Restart(OSError):
+    """The share went away while this file was open; its handle, and any stream
+    behind it, is gone with it: copy the file again from the start."""
+
+
 def classify(error: BaseException) -> str:
-    """'fatal', 'transient' or 'permanent'."""
+    """'fatal', 'transient', 'restart' or 'permanent'."""
     code = getattr(error, "errno", None)
     if code in FATAL:
         return "fatal"
+    if code in RESTART or isinstance(error, Restart):
+        return "restart"
     if code in TRANSIENT:
         return "transient"
     return "permanent"
@@ -71,28 +83,61 @@ class Policy:
 
 
 class Root:
-    """SRC or DST, and how to tell that it still is the directory the run started with."""
+    """SRC or DST, and how to tell that it still is the directory the run started with
+    and that its server answers. A client may answer stat and listings of a share from
+    its cache while the server is gone, so the writable side (DST) is probed with a real
+    round trip: a one-byte file created, closed (uncached mounts close only once the
+    server has the data) and removed."""
 
-    def __init__(self, label: str, path: bytes):
-        self.label, self.path = label, path
+    def __init__(self, label: str, path: bytes, writable: bool = False):
+        self.label, self.path, self.writable = label, path, writable
         st = os.stat(path)
         self.identity = (st.st_dev, st.st_ino)
+        self.fs_type = _fs_type(path)
+
+    def _same(self, st: os.stat_result) -> bool:
+        """Still the directory of the start? A share that was remounted comes back with
+        a new device number but the same kind of filesystem; an unmounted one leaves
+        the mount point on the local filesystem below, of another kind. A local root
+        must be the very same directory."""
+        if (st.st_dev, st.st_ino) == self.identity:
+            return True
+        return self.fs_type not in BATCH_DURABLE and _fs_type(self.path) == self.fs_type
 
     def problem(self) -> str | None:
         """None if the root answers and is the same directory; else what is wrong."""
         try:
             faults.fail("probe", self.path)
             st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) != self.identity:
+            if not self._same(st):
                 return "no longer the directory it was at the start (unmounted?)"
             with os.scandir(self.path) as entries:
                 next(entries, None)
+            if self.writable:
+                self._round_trip()
         except OSError as e:
             return f"{errno.errorcode.get(e.errno, e.errno)}: {e.strerror}"
         return None
 
+    def _round_trip(self) -> None:
+        probe = os.path.join(self.path, b".fastsync-probe-%d.tmp" % os.getpid())
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+
     def __str__(self) -> str:
         return f"{self.label} {os.fsdecode(self.path)}"
+
+
+def _fs_type(path: bytes) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _core.filesystem_type(fd)
+    finally:
+        os.close(fd)
 
 
 class Retrier:
@@ -116,8 +161,11 @@ class Retrier:
                 if kind == "fatal":
                     raise
                 if self.wait_for(side):
+                    if stale is not None:   # an open handle did not survive the outage
+                        raise Restart(e.errno, f"{e.strerror} (the share went away "
+                                               f"while the file was open)") from None
                     continue        # the share was away and is back: not an attempt
-                if kind == "permanent" or attempt >= self.policy.retries:
+                if kind in ("permanent", "restart") or attempt >= self.policy.retries:
                     raise
                 attempt += 1
                 delay = self.policy.backoff(attempt, self.rand)
@@ -145,7 +193,7 @@ class Retrier:
             started = time.monotonic()
             log.warning("%s is unreachable (%s); waiting up to %.0fs for it to come back",
                         root, problem, self.policy.outage)
-            interval = 1.0
+            interval = max(self.policy.delay, 0.05)
             while problem is not None:
                 waited = time.monotonic() - started
                 if waited >= self.policy.outage:

@@ -131,7 +131,7 @@ def run(config: Config, console: Console, stop: StopRequest) -> int:
 def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
          audit: AuditLog, window: int, new_catalog: bool) -> int:
     started = time.monotonic()
-    roots = {"src": Root("SRC", config.src), "dst": Root("DST", config.dst)}
+    roots = {"src": Root("SRC", config.src), "dst": Root("DST", config.dst, writable=True)}
     identity = roots["src"].identity
     catalog.set_meta("dst_mtime_granularity_ns", window)
     backlog = catalog.backlog()

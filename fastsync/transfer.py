@@ -124,9 +124,10 @@ class DirMaker:
         return touched
 
 
-def open_temp(tmp: bytes) -> int:
+def open_temp(tmp: bytes, final: bytes) -> int:
+    """Create (or truncate) the temporary for `final`."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-    faults.fail("create", tmp)
+    faults.fail("create", final)
     try:
         return os.open(tmp, flags, 0o666)
     except OSError as e:
@@ -145,21 +146,21 @@ def reopen_temp(tmp: bytes, fd: int) -> int:
     return os.open(tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
 
 
-def set_times(fd: int, tmp: bytes, times: tuple[int, int]) -> None:
-    """Apply (atime_ns, mtime_ns) to the written temporary, after its last write (a
-    later write would move mtime again)."""
-    faults.fail("utime", tmp)
+def set_times(fd: int, final: bytes, times: tuple[int, int]) -> None:
+    """Apply (atime_ns, mtime_ns) to the written temporary of `final`, after its last
+    write (a later write would move mtime again)."""
+    faults.fail("utime", final)
     os.utime(fd, ns=times)
 
 
-def close_temp(fd: int, tmp: bytes, fsync: bool) -> None:
-    """Close the written temporary; `fsync` first where the batch syncfs does not cover
-    it (see BATCH_DURABLE). The descriptor is closed whatever happens."""
+def close_temp(fd: int, final: bytes, fsync: bool) -> None:
+    """Close the written temporary of `final`; `fsync` first where the batch syncfs
+    does not cover it (see BATCH_DURABLE). The descriptor is closed whatever happens."""
     try:
         if fsync:
-            faults.fail("flush", tmp)
+            faults.fail("flush", final)
             os.fsync(fd)
-        faults.fail("flush", tmp)
+        faults.fail("flush", final)
     except BaseException:
         os.close(fd)
         raise
@@ -190,13 +191,13 @@ def discard_temp(fd: int, tmp: bytes) -> None:
         pass
 
 
-def make_symlink(target: bytes, tmp: bytes, times: tuple[int, int]) -> None:
+def make_symlink(target: bytes, tmp: bytes, final: bytes, times: tuple[int, int]) -> None:
     """Create the link at the temporary name (renamed into place with the batch)."""
     try:
         os.unlink(tmp)
     except FileNotFoundError:
         pass
-    faults.fail("create", tmp)
+    faults.fail("create", final)
     try:
         os.symlink(target, tmp)
     except OSError as e:

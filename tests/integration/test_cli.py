@@ -62,6 +62,10 @@ BAD_VALUES = [
     (["--queue-capacity", "-3"], "--queue-capacity '-3' is not a whole number"),
     (["--queue-capacity", "0"], "--queue-capacity 0 is out of range"),
     (["--checksum", "crc32"], "--checksum 'crc32' is not supported"),
+    (["--retries", "-1"], "--retries '-1' must be a whole number from 0 to 100"),
+    (["--retries", "1000"], "--retries '1000' must be a whole number"),
+    (["--retry-delay", "soon"], "--retry-delay 'soon' must be a number of seconds"),
+    (["--outage-timeout", "99999999"], "--outage-timeout '99999999' must be a number"),
     (["--no-such-option"], "unknown or repeated option --no-such-option"),
     (["--bwlimit"], "--bwlimit requires argument"),
 ]
@@ -217,3 +221,45 @@ def test_failed_files_give_exit_status_1(fastsync, pair):
     os.makedirs(pair.dst / "clash" / "sub")
     proc = fastsync(*pair.args(), check=1)
     assert "failed: " in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A directory nobody can write to: a read-only bind mount for root (who ignores
+    permission bits), plain permissions for anyone else."""
+    path = tmp_path / "readonly"
+    path.mkdir()
+    (path / "old.log").write_text("")
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        (path / "old.log").chmod(0o444)
+        yield path
+        path.chmod(0o755)
+        return
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("name", ["new.log", "old.log"])
+def test_unwritable_log_path(fastsync, pair, readonly_dir, name):
+    write(pair.src / "f", b"x")
+    proc = fastsync("--db", str(pair.db), "--log", str(readonly_dir / name), str(pair.src),
+                    str(pair.dst), check=2)
+    one_line_error(proc, "log")
+    assert not pair.db.exists() and os.listdir(pair.dst) == []
+
+
+def test_corrupt_catalog(fastsync, pair):
+    write(pair.src / "f", b"x")
+    fastsync(*pair.args())
+    data = bytearray(pair.db.read_bytes())
+    data[100:4096] = os.urandom(3996)          # the header survives, the schema does not
+    pair.db.write_bytes(bytes(data))
+    for extra in (pair.db.with_name(pair.db.name + "-wal"), pair.db.with_name(pair.db.name + "-shm")):
+        if extra.exists():
+            extra.unlink()
+    one_line_error(fastsync(*pair.args(), check=2), "catalog")

@@ -68,3 +68,14 @@ def test_scan_status_shows_counts_and_pending():
     c.scan(s, now=0.0)
     text = out.getvalue()
     assert "SRC 1,234 entries, 3.0 GiB" in text and "pending so far 1,000 files, 2.0 GiB" in text
+
+
+def test_what_the_run_waits_for_replaces_the_current_file_at_once():
+    out = io.StringIO()
+    c = Console(out, tty=False, interval=10)
+    stats = transfer_stats()
+    stats.waiting = "waiting for DST /mnt/b: ENOTCONN: Transport endpoint is not connected"
+    c.waiting(stats.waiting)              # shown now, not at the next interval
+    c.transfer(stats, now=1.0)
+    assert "; waiting for DST /mnt/b: ENOTCONN" in out.getvalue()
+    assert "now: dir/big.bin" not in out.getvalue()

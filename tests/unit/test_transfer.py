@@ -25,7 +25,7 @@ def test_a_symlink_at_the_temp_name_is_replaced_not_followed(tmp_path):
     victim.write_bytes(b"do not touch")
     tmp = tmp_path / ".fastsync-0123456789abcdef.tmp"
     os.symlink(victim, tmp)
-    fd = open_temp(os.fsencode(tmp))
+    fd = open_temp(os.fsencode(tmp), os.fsencode(tmp_path / "target"))
     os.write(fd, b"new data")
     os.close(fd)
     assert victim.read_bytes() == b"do not touch"
