@@ -180,7 +180,9 @@ class Pipeline:
     # ------------------------------------------------------------- lifecycle --
 
     def start(self) -> None:
-        for t in self._threads:
+        # Consumers first: a thread that is not started yet is not alive, and "my
+        # consumer is not alive" is how the others tell that it has ended.
+        for t in reversed(self._threads):
             t.start()
 
     def stop(self) -> None:

@@ -19,14 +19,24 @@ import pytest
 
 from ..conftest import ROOT, assert_same_tree, wait_for, write
 
-TESTBED = ROOT.parent / "shared" / "testbed"
+def find_testbed() -> Path | None:
+    """../shared/testbed beside the checkout, or $FASTSYNC_TESTBED."""
+    for candidate in (os.environ.get("FASTSYNC_TESTBED"), ROOT.parent / "shared" / "testbed",
+                      "/work/shared/testbed"):
+        if candidate and (Path(candidate) / "up.sh").exists():
+            return Path(candidate)
+    return None
+
+
+TESTBED = find_testbed()
 STATE = Path("/run/fs-testbed")
 MNT_DST = Path("/mnt/fs-dst")
 EXPORT_DST = Path("/srv/fs-testbed/dst")
 
 
 def is_testbed_up() -> bool:
-    return (STATE / "pids").exists() and os.path.ismount(MNT_DST) and EXPORT_DST.is_dir()
+    return (TESTBED is not None and (STATE / "pids").exists() and os.path.ismount(MNT_DST)
+            and EXPORT_DST.is_dir())
 
 
 pytestmark = pytest.mark.skipif(not is_testbed_up(),
@@ -43,6 +53,17 @@ def restart_testbed() -> None:
     subprocess.run([str(TESTBED / "up.sh"), rate], check=True, capture_output=True)
 
 
+def share_answers() -> bool:
+    """A real round trip to the DST server: a small file written and removed."""
+    probe = MNT_DST / f".probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"x")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def job(tmp_path):
     """Local SRC with 6 x 24 MiB; DST a fresh directory on the DST share."""
@@ -51,6 +72,7 @@ def job(tmp_path):
         # whole seconds: the share keeps mtimes to 100 ns, the rclone mount to 1 ms
         write(src / f"part{i}.bin", os.urandom(24 << 20), mtime_ns=(1_700_000_000 + i) * 10**9)
     name = f"outage-{uuid.uuid4().hex[:8]}"
+    wait_for(share_answers, timeout=120, every=1.0)    # e.g. after the previous test
     (MNT_DST / name).mkdir()
     yield src, MNT_DST / name, EXPORT_DST / name, tmp_path
     subprocess.run(["rm", "-rf", str(EXPORT_DST / name)])
