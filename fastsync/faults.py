@@ -3,8 +3,9 @@
 A plan is a list of rules separated by ";", each `OP[@TEXT]:OUTCOMES`:
   OP        open (a source file), read (one block, inside the compiled loop), stat (a
             source file's re-check at the end of its read), mkdir, create (a temporary),
-            write (one block, inside the compiled loop), utime, flush (fsync, close,
-            syncfs), rename, probe (a root's health check), list (a directory scan)
+            write (one block, inside the compiled loop), utime, flush (fsync or close of
+            one file), syncfs (a batch's), rename, probe (a root's health check), list
+            (a directory scan)
   @TEXT     only calls whose path contains TEXT
   OUTCOMES  a comma-separated sequence consumed one per matching call: `ok` or an errno
             name (`EIO`); the last one may end in `*` to repeat forever. After the
@@ -24,7 +25,7 @@ import threading
 from dataclasses import dataclass
 
 OPS = frozenset({"open", "read", "stat", "mkdir", "create", "write", "utime", "flush",
-                 "rename", "probe", "list"})
+                 "syncfs", "rename", "probe", "list"})
 ENV = "FASTSYNC_TESTONLY_FAULTS"
 
 

@@ -31,6 +31,7 @@ as copied, failed or interrupted.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import heapq
 import itertools
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from . import _core, faults
 from .catalog import Catalog, Outcome, PendingFile
 from .errors import FatalError
-from .retry import Interrupted, Policy, Retrier, Root, classify
+from .retry import Interrupted, Policy, Restart, Retrier, Root, classify
 from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
                        discard_temp, make_symlink, open_source, open_temp, rename_into_place,
                        reopen_temp, set_times, sync_directory, temp_path)
@@ -103,7 +104,7 @@ class TransferStats:
     bytes_read: int = 0
     bytes_written: int = 0
     current: tuple | None = None    # (name, size, bytes written) of the writer's file
-    waiting: str | None = None      # what the run is waiting for (an unreachable share)
+    waiting: dict = field(default_factory=dict)   # side -> what the run waits for there
     started: float = field(default_factory=time.monotonic)
 
 
@@ -122,11 +123,14 @@ class _Source:
         self.path, self.fd = path, fd
 
     def reopen(self) -> None:
+        # The old descriptor is closed only once the new one is open: if opening fails,
+        # self.fd stays a valid (stale) descriptor, not a number another thread may reuse.
+        new = open_source(self.path)
+        old, self.fd = self.fd, new
         try:
-            os.close(self.fd)
+            os.close(old)
         except OSError:
             pass
-        self.fd = open_source(self.path)
 
     def stat(self) -> tuple:
         faults.fail("stat", self.path)
@@ -161,7 +165,8 @@ class Pipeline:
         self.dirs = DirMaker(dst)
         self.root_dev = self.dirs.device(dst)
         self._stop = threading.Event()
-        self.retrier = Retrier(policy, roots, self._stop, status=self._waiting)
+        self.retrier = Retrier(policy, roots, self._stop, status=self._waiting, audit=audit)
+        self._root_lock = threading.Lock()
         self.fatal: BaseException | None = None       # stops the run (e.g. disk full)
         self.crash: BaseException | None = None       # a bug: re-raised by run()
         # Files to copy again later in this run: a heap of (due, seq, entry, retries).
@@ -221,8 +226,11 @@ class Pipeline:
             self.fatal = error
         self.stop()
 
-    def _waiting(self, text: str | None) -> None:
-        self.stats.waiting = text
+    def _waiting(self, side: str, text: str | None) -> None:
+        if text is None:
+            self.stats.waiting.pop(side, None)
+        else:
+            self.stats.waiting[side] = text
 
     def _settle(self, error: BaseException) -> BaseException:
         """Sort an error met while handling a file: a fatal one (disk full, a share gone
@@ -402,7 +410,7 @@ class Pipeline:
                 job.touched = retrier.call("dst", "mkdir", lambda: self.dirs.ensure(parent))
                 job.own_fsync = not (self.batch_durable
                                      and self.dirs.device(parent) == self.root_dev)
-                job.fd = retrier.call("dst", "create", lambda: open_temp(job.tmp, job.entry.dst))
+                job.fd = retrier.call("dst", "create", lambda: self._create(job))
             if block.length:
                 self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
                                       job.stat[1], job.written)
@@ -423,8 +431,34 @@ class Pipeline:
         except (OSError, Interrupted, FatalError) as e:
             self._give_up(job, self._settle(e))
 
+    def _create(self, job: FileJob) -> int:
+        self._check_root()      # never create into an unmounted share's mount point
+        return open_temp(job.tmp, job.entry.dst)
+
     def _reopen(self, job: FileJob) -> None:
         job.fd = reopen_temp(job.tmp, job.fd)
+
+    def _check_root(self) -> None:
+        """Does DST's path still lead to the directory held open since the start? After
+        an unmount it leads to the empty mount point on the local disk below, where a
+        rename would put files that only look copied. A share mounted again (same
+        kind of filesystem, new device) is taken up: its directory is held from now on."""
+        with self._root_lock:
+            try:
+                held, now = os.fstat(self.root_fd), os.stat(self.dst)
+                if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                    return
+            except OSError as e:
+                raise OSError(errno.ENOTCONN, f"DST cannot be checked ({e.strerror})",
+                              self.dst) from None
+            if self.retrier.roots["dst"].problem() is None:
+                fd = os.open(self.dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                os.close(self.root_fd)
+                self.root_fd = fd
+                raise Restart(errno.ENOTCONN, "DST was mounted again while the file was "
+                                              "being copied")
+        raise OSError(errno.ENOTCONN, "DST is no longer the directory the run started "
+                                      "with (unmounted?)", self.dst)
 
     def _give_up(self, job: FileJob, error: BaseException) -> None:
         """Abandon a file: remove its temporary, stop the reader on it, report it once."""
@@ -477,9 +511,21 @@ class Pipeline:
             return self._settle(e)
 
     def _commit(self, batch: list[tuple[FileJob, BaseException | None]]) -> None:
-        """Durable data -> rename into place -> durable renames -> catalog + audit."""
+        """Durable data -> rename into place -> durable renames -> catalog + audit.
+        DST's identity is checked before the renames and again before recording: a
+        batch that met an unmount is copied again, never recorded as synced."""
         ready = [job for job, error in batch if error is None]
         errors = {id(job): error for job, error in batch if error is not None}
+        if ready:
+            try:
+                self.retrier.call("dst", "check", self._check_root)
+            except (OSError, Interrupted, FatalError) as e:
+                for job in ready:
+                    discard_temp(-1, job.tmp)
+                    errors[id(job)] = self._settle(
+                        e if isinstance(e, (Interrupted, FatalError, Restart))
+                        else Restart(e.errno, e.strerror))
+                ready = []
         if any(not job.own_fsync for job in ready):
             try:
                 self._syncfs()
@@ -510,6 +556,12 @@ class Pipeline:
                     if not job.own_fsync:
                         errors[id(job)] = self._settle(OSError(
                             e.errno, f"destination sync failed: {e.strerror}"))
+        if renamed:
+            try:
+                self._check_root()
+            except OSError as e:   # the renames may have gone to an unmount's mount point
+                for job in renamed:
+                    errors[id(job)] = Restart(e.errno, e.strerror)
         outcomes = []
         for job, _ in batch:
             error = errors.get(id(job))
@@ -525,8 +577,9 @@ class Pipeline:
             self._progress.notify_all()
 
     def _syncfs(self) -> None:
-        faults.fail("flush", self.dst)
-        _core.syncfs_fd(self.root_fd)
+        faults.fail("syncfs", self.dst)
+        with self._root_lock:
+            _core.syncfs_fd(self.root_fd)
 
     def _rename(self, job: FileJob) -> None:
         attempts = []

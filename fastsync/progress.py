@@ -71,7 +71,7 @@ class Console:
         self._lock = threading.RLock()
         self._bandwidth = RateMeter(3.0)
         self._average = RateMeter(30.0)
-        self._waiting: str | None = None
+        self._waiting: dict[str, str] = {}
 
     # ------------------------------------------------------------------ output --
 
@@ -115,11 +115,17 @@ class Console:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S")
                 self._write(f"{stamp} " + "; ".join(line.strip() for line in lines) + "\n")
 
-    def waiting(self, text: str | None) -> None:
-        """What the run is waiting for (an unreachable share), or None when it is not."""
-        self._waiting = text
-        if text is not None:
+    def waiting(self, side: str, text: str | None) -> None:
+        """What the run waits for on one side (an unreachable share), None once back."""
+        if text is None:
+            self._waiting.pop(side, None)
+        else:
+            self._waiting[side] = text
             self._next = 0.0     # show it now, not at the next interval
+
+    def _waits(self, stats=None) -> str | None:
+        texts = {**self._waiting, **(getattr(stats, "waiting", None) or {})}
+        return "; ".join(texts[k] for k in sorted(texts)) or None
 
     # ---------------------------------------------------------------- phases --
 
@@ -133,7 +139,7 @@ class Console:
             f"      pending so far {stats.pending_files:,} files, "
             f"{format_size(stats.pending_bytes)}"
             + (f"  errors {stats.errors:,}" if stats.errors else ""),
-        ] + ([f"      {self._waiting}"] if self._waiting else []), now)
+        ] + ([f"      {self._waits()}"] if self._waits() else []), now)
 
     def transfer(self, stats, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -151,7 +157,7 @@ class Console:
                   f"{format_size(stats.bytes_before + written)}"
                   + (f", failed {stats.files_failed:,}" if stats.files_failed else ""))
         current = stats.current
-        waiting = stats.waiting or self._waiting
+        waiting = self._waits(stats)
         if waiting:
             now_line = f"      {waiting}"
         elif current is None:

@@ -25,6 +25,7 @@ file is copied again instead (see pipeline.py, "retry later").
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import random
@@ -119,8 +120,12 @@ class Root:
             return f"{errno.errorcode.get(e.errno, e.errno)}: {e.strerror}"
         return None
 
+    _probes = itertools.count()
+
     def _round_trip(self) -> None:
-        probe = os.path.join(self.path, b".fastsync-probe-%d.tmp" % os.getpid())
+        # A name of its own per probe: several threads may probe at once.
+        probe = os.path.join(self.path, b".fastsync-probe-%d-%d.tmp"
+                             % (os.getpid(), next(self._probes)))
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, b"\n")
@@ -144,10 +149,10 @@ class Retrier:
     """Runs filesystem operations under the policy above. Shared by all threads."""
 
     def __init__(self, policy: Policy, roots: dict[str, Root], stop: threading.Event,
-                 status: Callable[[str | None], None] = lambda text: None,
-                 rand: Callable[[], float] = random.random):
+                 status: Callable[[str, str | None], None] = lambda side, text: None,
+                 audit=None, rand: Callable[[], float] = random.random):
         self.policy, self.roots, self.stop = policy, roots, stop
-        self.status, self.rand = status, rand
+        self.status, self.audit, self.rand = status, audit, rand
         self._waiting = {side: threading.Lock() for side in roots}
 
     def call(self, side: str, what: str, fn: Callable, stale: Callable | None = None):
@@ -193,20 +198,29 @@ class Retrier:
             started = time.monotonic()
             log.warning("%s is unreachable (%s); waiting up to %.0fs for it to come back",
                         root, problem, self.policy.outage)
+            self._record("outage", "started", root, error=problem)
             interval = max(self.policy.delay, 0.05)
             while problem is not None:
                 waited = time.monotonic() - started
                 if waited >= self.policy.outage:
-                    self.status(None)
-                    raise FatalError(f"{root} unreachable for {waited:.0f}s ({problem}); "
-                                     f"stopping, pending files stay pending")
-                self.status(f"waiting for {root}: {problem} (since {waited:.0f}s)")
+                    self.status(side, None)
+                    self._record("outage", "failed", root, error=problem,
+                                 seconds=round(waited))
+                    raise FatalError(f"stopped: {root} unreachable for {waited:.0f}s "
+                                     f"({problem}); pending files stay pending")
+                self.status(side, f"waiting for {root}: {problem} (since {waited:.0f}s)")
                 self.pause(min(interval, self.policy.outage - waited))
                 interval = min(interval * 2, self.policy.max_probe)
                 problem = root.problem()
             log.warning("%s is back after %.0fs", root, time.monotonic() - started)
-            self.status(None)
+            self._record("outage", "ended", root, seconds=round(time.monotonic() - started))
+            self.status(side, None)
             return True
+
+    def _record(self, op: str, status: str, root: Root, **fields) -> None:
+        if self.audit is not None:
+            self.audit.event(op, status, root=root.path, side=root.label, **fields)
+            self.audit.flush()
 
     def pause(self, seconds: float) -> None:
         if self.stop.wait(max(seconds, 0.0)):

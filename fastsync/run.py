@@ -163,7 +163,7 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
             audit: AuditLog, window: int, mode: str, reason: str, backlog: Backlog,
             run_id: int, identity: tuple[int, int], totals: Totals, started: float,
             policy: Policy, roots: dict[str, Root]) -> int:
-    retrier = Retrier(policy, roots, stop.event, status=console.waiting)
+    retrier = Retrier(policy, roots, stop.event, status=console.waiting, audit=audit)
     def finish(status: str, code: int) -> int:
         catalog.finish_run(run_id, status)
         audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
@@ -215,6 +215,8 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
     totals.copied_bytes = stats.bytes_done
     if pipeline.crash is not None:
         raise pipeline.crash
+    if isinstance(pipeline.fatal, FatalError):     # e.g. a share that stayed away
+        raise pipeline.fatal
     if pipeline.fatal is not None:
         raise FatalError(f"stopped: {describe(pipeline.fatal)} on the destination; "
                          f"{totals.copied:,} files copied this run are recorded, the rest "

@@ -26,7 +26,7 @@ import stat
 from . import faults
 from .errors import UsageError
 
-TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+)\.tmp\Z")
+TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+(?:-\d+)?)\.tmp\Z")
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -84,8 +84,11 @@ def open_source(path: bytes) -> int:
 
 
 def changed(before: tuple, after: tuple, bytes_read: int) -> bool:
-    """Did the source change between open and end of read (size, mtime or length)?"""
-    return before[1] != after[1] or before[3] != after[3] or bytes_read != before[1]
+    """Did the source change between open and end of read: size, mtime, the length
+    read, or the inode (a file replaced by another one of the same size and mtime,
+    met after reopening it by path)?"""
+    return (before[1] != after[1] or before[3] != after[3] or bytes_read != before[1]
+            or before[9] != after[9])
 
 
 # ------------------------------------------------------------------ destination --
@@ -138,12 +141,15 @@ def open_temp(tmp: bytes, final: bytes) -> int:
 
 
 def reopen_temp(tmp: bytes, fd: int) -> int:
-    """A fresh descriptor for a temporary whose handle went stale (ESTALE)."""
+    """A fresh descriptor for a temporary whose handle went stale (ESTALE). The old one
+    is closed only once the new one is open: if opening fails, the caller still owns
+    a valid (stale) descriptor, never a number that another thread may reuse."""
+    new = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         os.close(fd)
     except OSError:
         pass
-    return os.open(tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    return new
 
 
 def set_times(fd: int, final: bytes, times: tuple[int, int]) -> None:

@@ -78,7 +78,9 @@ def test_transient_errors_are_retried_and_the_copy_completes(tree, plan, capsys,
 
 
 @pytest.mark.parametrize("rule", ["read@big.bin:ESTALE", "write@big.bin:ok,ESTALE",
-                                  "utime@big:ESTALE"])
+                                  "utime@big:ESTALE",
+                                  "read@big.bin:ok,ESTALE;open@big.bin:ok,EIO",    # reopen fails
+                                  "write@big.bin:ok,ESTALE;create@big.bin:ok,EIO"])
 def test_a_stale_handle_is_reopened_by_path(tree, plan, rule):
     plan(rule)
     assert main(tree.args(*FAST)) == EXIT_OK
@@ -99,6 +101,29 @@ def test_a_rename_whose_reply_was_lost_counts_as_done(tree, plan, monkeypatch):
     monkeypatch.setattr(transfer.os, "rename", rename)
     assert main(tree.args(*FAST)) == EXIT_OK
     assert_same_tree(tree.src, tree.dst)
+
+
+def test_a_source_replaced_when_it_is_reopened_is_not_mixed_into_the_copy(tree, plan,
+                                                                           monkeypatch):
+    """ESTALE, and the file found again by path is another one of the same size and
+    mtime: the copy must not mix the two; it is discarded and done again."""
+    import fastsync.pipeline as pipeline
+    real, calls = pipeline.open_source, []
+    st = os.stat(tree.src / "big.bin")
+    replacement = os.urandom(st.st_size)
+
+    def open_source(path):
+        calls.append(path)
+        if path.endswith(b"big.bin") and len(calls) == 3:     # the reopen after ESTALE
+            write(tree.src / "big.bin.new", replacement)
+            os.utime(tree.src / "big.bin.new", ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.rename(tree.src / "big.bin.new", tree.src / "big.bin")
+        return real(path)
+    monkeypatch.setattr(pipeline, "open_source", open_source)
+    plan("read@big.bin:ok,ESTALE")
+    assert main(tree.args(*FAST)) == EXIT_OK
+    assert (tree.dst / "big.bin").read_bytes() == replacement
+    assert [e["error"] for e in failures(tree)] == ["source changed while it was being copied"]
 
 
 def test_retries_are_bounded_then_the_file_fails_and_the_others_go_on(tree, plan):
@@ -141,14 +166,16 @@ def test_permanent_errors_fail_the_file_once_without_retrying(tree, plan, capsys
 
 # ----------------------------------------------------- flush failures: copy again --
 
-@pytest.mark.parametrize("rule", ["flush@big.bin:EIO",           # close of the temporary
-                                  "flush@dst:ok,EIO"])           # a batch syncfs
-def test_a_failed_flush_is_not_retried_in_place_but_copied_again(tree, plan, rule):
-    plan(rule.replace("@dst", "@" + str(tree.dst)) if "@dst" in rule else rule)
+@pytest.mark.parametrize("rule, message", [
+    ("flush@big.bin:EIO", "EIO: Input/output error"),             # close of the temporary
+    ("syncfs:EIO", "EIO: destination write-back failed: Input/output error"),
+    ("syncfs:ok,EIO", "EIO: destination sync failed: Input/output error")])
+def test_a_failed_flush_is_not_retried_in_place_but_copied_again(tree, plan, rule, message):
+    plan(rule)
     assert main(tree.args(*FAST)) == EXIT_OK
     assert_same_tree(tree.src, tree.dst)
     again = [e for e in failures(tree) if e.get("retry")]
-    assert again and all("EIO" in e["error"] for e in again)
+    assert again and all(e["error"] == message for e in again)
     assert tree.rows("SELECT files_failed FROM runs")[0][0] == 0
     assert all(r["status"] == "synced" for r in tree.rows())
 
@@ -203,11 +230,22 @@ def test_a_file_open_during_an_outage_is_copied_again(tree, plan, capsys):
     assert len(again) == 1 and "the share went away while the file was open" in again[0]["error"]
 
 
+def test_outages_are_recorded_in_the_audit_log(tree, plan):
+    plan(f"create@big.bin:EHOSTDOWN;probe@{tree.dst}:EHOSTDOWN,EHOSTDOWN")
+    assert main(tree.args(*PROBING, "-q")) == EXIT_OK
+    outage = [e for e in tree.audit() if e["op"] == "outage"]
+    assert [(e["status"], e["side"], e["root"]) for e in outage] == [
+        ("started", "DST", str(tree.dst)), ("ended", "DST", str(tree.dst))]
+    assert outage[0]["error"] == "EHOSTDOWN: Host is down" and "seconds" in outage[1]
+
+
 def test_a_share_that_stays_away_stops_the_run_after_the_timeout(tree, plan, capsys):
     plan(f"write@big.bin:ok,EIO;probe@{tree.dst}:EHOSTDOWN*")
     assert main(tree.args(*FAST, "--outage-timeout", "1")) == EXIT_FATAL
     err = capsys.readouterr().err
-    assert f"DST {tree.dst} unreachable for 1s (EHOSTDOWN: Host is down)" in err
+    assert f"stopped: DST {tree.dst} unreachable for 1s (EHOSTDOWN: Host is down)" in err
+    assert "on the destination" not in err
+    assert [e["status"] for e in tree.audit() if e["op"] == "outage"] == ["started", "failed"]
     assert_truthful(tree)
     assert row(tree, "big.bin")["attempts"] == 0
 
@@ -281,3 +319,43 @@ def test_a_really_full_destination_stops_cleanly(pair, small_dst, capsys):
     assert_truthful(pair)
     synced = pair.rows("SELECT count(*) FROM files WHERE kind = 'file' AND status = 'synced'")[0][0]
     assert 1 <= synced < 6
+
+
+@pytest.fixture
+def bound_dst(tmp_path):
+    """DST is a bind mount of `share`: unmounting it leaves the empty local directory."""
+    import subprocess
+    share, dst = tmp_path / "share", tmp_path / "mnt"
+    share.mkdir()
+    dst.mkdir()
+    subprocess.run(["mount", "--bind", str(share), str(dst)], check=True)
+    yield share, dst
+    subprocess.run(["umount", "-l", str(dst)], capture_output=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
+def test_files_never_count_as_copied_into_an_unmounted_shares_mount_point(pair, bound_dst):
+    """DST is unmounted in the middle of a copy: the path now leads to the empty
+    directory below. Nothing may be renamed there and recorded as synced; the run
+    waits, gives up after --outage-timeout, and a later run completes the copy."""
+    import subprocess
+    import sys
+    from ..conftest import Pair
+    share, dst = bound_dst
+    run = Pair(pair.root, pair.src, dst)
+    for i in range(8):
+        write(pair.src / f"f{i}.bin", os.urandom(200_000))
+    proc = subprocess.Popen([sys.executable, "-m", "fastsync", "-q", *run.args(
+        "--bwlimit", "400K", "--block-size", "64K", "--retry-delay", "0.1",
+        "--outage-timeout", "2")], stderr=subprocess.PIPE)
+    wait_for(lambda: any(p.name.endswith(".bin") for p in share.iterdir()), timeout=60)
+    subprocess.run(["umount", "-l", str(dst)], check=True)
+    assert proc.wait(timeout=120) == EXIT_FATAL
+    assert "DST" in proc.stderr.read().decode()
+    assert not any(p.name.endswith(".bin") for p in dst.iterdir())   # nothing "copied" here
+    for r in run.rows("SELECT * FROM files WHERE kind = 'file' AND status = 'synced'"):
+        name = os.path.basename(r["dst_path"])
+        assert (share / name).read_bytes() == (pair.src / name).read_bytes()
+    subprocess.run(["mount", "--bind", str(share), str(dst)], check=True)
+    assert main(run.args()) == EXIT_OK
+    assert_same_tree(pair.src, share)

@@ -74,8 +74,12 @@ def test_what_the_run_waits_for_replaces_the_current_file_at_once():
     out = io.StringIO()
     c = Console(out, tty=False, interval=10)
     stats = transfer_stats()
-    stats.waiting = "waiting for DST /mnt/b: ENOTCONN: Transport endpoint is not connected"
-    c.waiting(stats.waiting)              # shown now, not at the next interval
+    c.waiting("dst", "waiting for DST /mnt/b: ENOTCONN")   # shown now, not in 10 s
+    stats.waiting["src"] = "waiting for SRC /mnt/a: EIO"
     c.transfer(stats, now=1.0)
-    assert "; waiting for DST /mnt/b: ENOTCONN" in out.getvalue()
+    assert "; waiting for DST /mnt/b: ENOTCONN; waiting for SRC /mnt/a: EIO" in out.getvalue()
     assert "now: dir/big.bin" not in out.getvalue()
+    c.waiting("dst", None)                # one share back: the other is still shown
+    c._next, stats.waiting = 0.0, {"src": "waiting for SRC /mnt/a: EIO"}
+    c.transfer(stats, now=2.0)
+    assert out.getvalue().splitlines()[-1].count("waiting for") == 1
