@@ -445,12 +445,16 @@ class Pipeline:
         kind of filesystem, new device) is taken up: its directory is held from now on."""
         with self._root_lock:
             try:
-                held, now = os.fstat(self.root_fd), os.stat(self.dst)
+                now = os.stat(self.dst)
+            except OSError as e:
+                raise OSError(errno.ENOTCONN, f"DST cannot be reached ({e.strerror})",
+                              self.dst) from None
+            try:
+                held = os.fstat(self.root_fd)
                 if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
                     return
-            except OSError as e:
-                raise OSError(errno.ENOTCONN, f"DST cannot be checked ({e.strerror})",
-                              self.dst) from None
+            except OSError:
+                pass            # the directory held open is on a mount that died
             if self.retrier.roots["dst"].problem() is None:
                 fd = os.open(self.dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 os.close(self.root_fd)
