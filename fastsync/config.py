@@ -84,11 +84,6 @@ class Config:
     retry_delay: float = 1.0   # seconds before the first retry; doubles each time
     outage_timeout: float = 3600.0   # seconds to wait for an unreachable share
 
-    @property
-    def pool_blocks(self) -> int:
-        # One block being filled by the reader and one being written, beyond the queue.
-        return self.queue_capacity + 2
-
 
 def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str
                  ) -> tuple[int, str, int, int]:

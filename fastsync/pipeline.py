@@ -153,6 +153,7 @@ class Pipeline:
         self.stats = stats
         self.verbose = verbose
         self.policy = policy
+        # One block being filled by the reader and one being written, beyond the queue.
         self.pool = _core.BlockPool(queue_capacity + 2, block_size)
         self.free: queue.Queue = queue.Queue()
         for i in range(self.pool.count):

@@ -56,6 +56,8 @@ class Totals:
     deleted: int = 0
     specials: int = 0
     scan_errors: int = 0
+    stale_removed: int = 0
+    retried: int = 0
     dir_failures: int = 0
 
 
@@ -178,6 +180,7 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
         result = scan(catalog, config.src, config.dst, window, stop.event, console.scan,
                       audit, retrier)
         totals.specials, totals.scan_errors = result.stats.specials, result.stats.errors
+        totals.stale_removed = result.stats.stale_removed
         if not result.complete:
             console.note("fastsync: interrupted during the scan; the catalog is unchanged")
             return finish("interrupted", stop.exit_code)
@@ -212,6 +215,7 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
             pipeline.join()
     console.clear()
     totals.copied, totals.failed = stats.files_done, stats.files_failed
+    totals.retried = stats.files_retried
     totals.copied_bytes = stats.bytes_done
     if pipeline.crash is not None:
         raise pipeline.crash
@@ -262,6 +266,10 @@ def _summary(console: Console, catalog: Catalog, config: Config, totals: Totals,
         extra.append(f"{totals.scan_errors:,} scan errors")
     if totals.dir_failures:
         extra.append(f"{totals.dir_failures:,} directories failed")
+    if totals.retried:
+        extra.append(f"{totals.retried:,} failures passed on a later try in this run")
+    if totals.stale_removed:
+        extra.append(f"{totals.stale_removed:,} stale temporaries of killed runs removed")
     if extra:
         lines.append("fastsync: " + "; ".join(extra) + " (see the audit log)")
     lines.append(f"fastsync: pending {left.files:,} files ({format_size(left.bytes)}); "

@@ -170,9 +170,11 @@ def test_permanent_errors_fail_the_file_once_without_retrying(tree, plan, capsys
     ("flush@big.bin:EIO", "EIO: Input/output error"),             # close of the temporary
     ("syncfs:EIO", "EIO: destination write-back failed: Input/output error"),
     ("syncfs:ok,EIO", "EIO: destination sync failed: Input/output error")])
-def test_a_failed_flush_is_not_retried_in_place_but_copied_again(tree, plan, rule, message):
+def test_a_failed_flush_is_not_retried_in_place_but_copied_again(tree, plan, capsys, rule,
+                                                                message):
     plan(rule)
     assert main(tree.args(*FAST)) == EXIT_OK
+    assert "failures passed on a later try in this run" in capsys.readouterr().err
     assert_same_tree(tree.src, tree.dst)
     again = [e for e in failures(tree) if e.get("retry")]
     assert again and all(e["error"] == message for e in again)

@@ -304,12 +304,13 @@ def test_verbose_names_each_file(pair, capsys):
     assert "copied " + str(pair.src / "alpha") in capsys.readouterr().err
 
 
-def test_stale_temporaries_of_a_killed_run_are_removed(pair):
+def test_stale_temporaries_of_a_killed_run_are_removed(pair, capsys):
     write(pair.src / "f", b"data")
     write(pair.dst / ".fastsync-0123456789abcdef.tmp", b"half a file")
     write(pair.dst / ".fastsync-fedcba9876543210.tmp", b"also in SRC: not ours to remove")
     write(pair.src / ".fastsync-fedcba9876543210.tmp", b"x")
     main(pair.args())
+    assert "1 stale temporaries of killed runs removed" in capsys.readouterr().err
     assert not (pair.dst / ".fastsync-0123456789abcdef.tmp").exists()
     assert (pair.dst / ".fastsync-fedcba9876543210.tmp").read_bytes().startswith(b"also")
 
