@@ -125,7 +125,7 @@ class _Source:
     def reopen(self) -> None:
         # The old descriptor is closed only once the new one is open: if opening fails,
         # self.fd stays a valid (stale) descriptor, not a number another thread may reuse.
-        new = open_source(self.path)
+        new, _ = open_source(self.path)
         old, self.fd = self.fd, new
         try:
             os.close(old)
@@ -342,12 +342,12 @@ class Pipeline:
         path, retrier = job.entry.src, self.retrier
         offset, index = 0, -1
         try:
-            src = _Source(path, retrier.call("src", "open", lambda: open_source(path)))
+            fd, job.stat = retrier.call("src", "open", lambda: open_source(path))
+            src = _Source(path, fd)
         except (OSError, Interrupted, FatalError) as e:
             self._put_block(Block(job, -1, 0, 0, True, error=self._settle(e)))
             return
         try:
-            job.stat = _core.fstat(src.fd)
             digest = hashlib.new(self.algo)
             while True:
                 if job.cancelled:

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 
-from . import faults
+from . import _core, faults
 from .errors import UsageError
 
 TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+(?:-\d+)?)\.tmp\Z")
@@ -63,9 +63,11 @@ def is_temp_name(name: bytes) -> bool:
 
 # ----------------------------------------------------------------------- source --
 
-def open_source(path: bytes) -> int:
+def open_source(path: bytes) -> tuple[int, tuple]:
     """Open a source file for reading without following a symlink, without blocking on
-    a fifo that replaced it, and (where permitted) without updating its atime."""
+    a fifo that replaced it, and (where permitted) without updating its atime.
+    Returns the descriptor and its _core stat tuple (one statx serves the type check
+    and the metadata the copy records)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     faults.fail("open", path)
     try:
@@ -73,14 +75,14 @@ def open_source(path: bytes) -> int:
     except PermissionError:
         fd = os.open(path, flags)   # O_NOATIME needs ownership; EACCES re-raises here
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        st = _core.fstat(fd)
+        if not stat.S_ISREG(st[0]):
             raise SourceChanged(errno.EINVAL, "no longer a regular file", path)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
 
 
 def changed(before: tuple, after: tuple, bytes_read: int) -> bool:
