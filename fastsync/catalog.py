@@ -348,10 +348,7 @@ class Catalog:
                  for o in copied])
             c.executemany("UPDATE files SET attempts = attempts + 1, last_error = ?"
                           " WHERE src_path = ?", [(o.error, o.key) for o in failed])
-            if touched_dirs:
-                c.executemany("UPDATE files SET status = 'pending'"
-                              " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
-                              [(to_db(d),) for d in touched_dirs])
+            _dirs_changed(c, touched_dirs)
             c.execute("UPDATE runs SET files_copied = files_copied + ?,"
                       " bytes_copied = bytes_copied + ?, files_failed = files_failed + ?"
                       " WHERE id = ?",
@@ -363,9 +360,7 @@ class Catalog:
         """Record directories given their times; `touched_dirs` (parents whose content
         changed when a directory was created) become pending again."""
         with self._tx() as c:
-            c.executemany("UPDATE files SET status = 'pending'"
-                          " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
-                          [(to_db(d),) for d in touched_dirs])
+            _dirs_changed(c, touched_dirs)
             now = time.time_ns()
             c.executemany("UPDATE files SET status = 'synced', synced_at = ?, attempts = 0,"
                           " last_error = NULL WHERE src_path = ?", [(now, k) for k in done])
@@ -446,9 +441,7 @@ class Catalog:
         with self._tx() as c:
             c.executemany("DELETE FROM dest_files WHERE dst_path = ?",
                           [(to_db(p),) for p in paths])
-            c.executemany("UPDATE files SET status = 'pending'"
-                          " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
-                          [(to_db(d),) for d in touched_dirs])
+            _dirs_changed(c, touched_dirs)
             c.execute("UPDATE runs SET files_deleted = files_deleted + ? WHERE id = ?",
                       (deleted, run_id))
 
@@ -473,6 +466,14 @@ class Catalog:
         row = self._query("SELECT files_copied, bytes_copied, files_failed, files_deleted"
                           " FROM runs WHERE id = ?", (run_id,))[0]
         return dict(zip(("files_copied", "bytes_copied", "files_failed", "files_deleted"), row))
+
+
+def _dirs_changed(c: sqlite3.Connection, dirs: Sequence[bytes]) -> None:
+    """Directories whose content changed (a file renamed in, an entry created or
+    deleted) have a new mtime: they are pending until their times are applied again."""
+    c.executemany("UPDATE files SET status = 'pending'"
+                  " WHERE dst_path = ? AND kind = 'dir' AND status = 'synced'",
+                  [(to_db(d),) for d in dirs])
 
 
 def _show(value) -> str:
