@@ -2,6 +2,7 @@
 built dist/fastsync when FASTSYNC_BIN is set), exit codes, one-line errors, and nothing
 written when the input is bad."""
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -145,21 +146,32 @@ def test_bad_paths(fastsync, pair, case):
     assert not list(pair.dst.glob("**/f"))
 
 
+@contextlib.contextmanager
+def read_only(path):
+    """Make `path` unwritable, even for root (who ignores permission bits): a read-only
+    bind mount as root, plain permissions for anyone else."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [path, *path.iterdir()]}
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        try:
+            yield path
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+        return
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
 @pytest.fixture
 def readonly_dst(pair):
-    """DST that cannot be written: a read-only bind mount for root (who ignores
-    permission bits), plain permissions for anyone else."""
-    if os.geteuid() != 0:
-        pair.dst.chmod(0o555)
-        yield pair.dst
-        pair.dst.chmod(0o755)
-        return
-    subprocess.run(["mount", "--bind", str(pair.dst), str(pair.dst)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(pair.dst)], check=True)
-        yield pair.dst
-    finally:
-        subprocess.run(["umount", str(pair.dst)], check=True)
+    with read_only(pair.dst) as path:
+        yield path
 
 
 def test_unwritable_destination(fastsync, pair, readonly_dst):
@@ -225,23 +237,12 @@ def test_failed_files_give_exit_status_1(fastsync, pair):
 
 @pytest.fixture
 def readonly_dir(tmp_path):
-    """A directory nobody can write to: a read-only bind mount for root (who ignores
-    permission bits), plain permissions for anyone else."""
+    """A directory nobody can write to, holding one existing log."""
     path = tmp_path / "readonly"
     path.mkdir()
     (path / "old.log").write_text("")
-    if os.geteuid() != 0:
-        path.chmod(0o555)
-        (path / "old.log").chmod(0o444)
+    with read_only(path):
         yield path
-        path.chmod(0o755)
-        return
-    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
 
 
 @pytest.mark.parametrize("name", ["new.log", "old.log"])
