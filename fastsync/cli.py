@@ -24,7 +24,10 @@ Options:
                       checked live on SRC first)
   --rescan            Scan even though the catalog has a pending backlog
   --block-size SIZE   Size of one block in the read/write queue [default: 5M]
-  --queue-capacity N  Blocks the reader may run ahead of the writer [default: 20]
+  --queue-capacity N  Blocks the readers may run ahead of the writers [default: 20]
+  --streams N         Files read and written at the same time, 1 to 16; a share's
+                      client carries only so many requests per open file
+                      [default: 2]
   --retries N         Further attempts of an operation after a transient error
                       (EIO, ETIMEDOUT, ESTALE, ...) [default: 5]
   --retry-delay SEC   Wait before the first retry; doubles each time, with jitter
@@ -83,9 +86,10 @@ def _parse(argv: list[str]) -> dict:
 
 
 def _config(args: dict) -> Config:
-    rate, algo, block, capacity = check_values(
+    rate, algo, block, capacity, streams = check_values(
         bwlimit=args["--bwlimit"], checksum=args["--checksum"],
-        block_size=args["--block-size"], queue_capacity=args["--queue-capacity"])
+        block_size=args["--block-size"], queue_capacity=args["--queue-capacity"],
+        streams=args["--streams"])
     retries, delay, outage = check_retry_values(
         retries=args["--retries"], retry_delay=args["--retry-delay"],
         outage_timeout=args["--outage-timeout"])
@@ -93,6 +97,7 @@ def _config(args: dict) -> Config:
     return Config(src=src, dst=dst, db=args["--db"], log=args["--log"], bwlimit=rate,
                   checksum=algo, delete_extras=args["--delete-extras"],
                   rescan=args["--rescan"], block_size=block, queue_capacity=capacity,
+                  streams=streams,
                   quiet=args["--quiet"], verbose=args["--verbose"], retries=retries,
                   retry_delay=delay, outage_timeout=outage)
 

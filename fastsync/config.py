@@ -22,6 +22,7 @@ GiB = 1024**3
 MIN_BLOCK = 4 * KiB
 MAX_BLOCK = 1 * GiB
 MAX_QUEUE = 10_000
+MAX_STREAMS = 16
 MIN_RATE = 1 * KiB
 MAX_RATE = 1024**4
 
@@ -78,6 +79,7 @@ class Config:
     rescan: bool = False
     block_size: int = 5 * MiB
     queue_capacity: int = 20
+    streams: int = 2           # files read and written at the same time
     quiet: bool = False
     verbose: bool = False
     retries: int = 5           # further attempts after a transient error
@@ -85,8 +87,8 @@ class Config:
     outage_timeout: float = 3600.0   # seconds to wait for an unreachable share
 
 
-def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str
-                 ) -> tuple[int, str, int, int]:
+def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str,
+                 streams: str = "2") -> tuple[int, str, int, int, int]:
     """Validate the option values that need no filesystem; return them parsed."""
     rate = parse_rate(bwlimit)
     if rate != 0 and not MIN_RATE <= rate <= MAX_RATE:
@@ -104,12 +106,17 @@ def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity
     capacity = int(queue_capacity)
     if not 1 <= capacity <= MAX_QUEUE:
         raise UsageError(f"--queue-capacity {capacity} is out of range; use 1 to {MAX_QUEUE}")
-    pool = (capacity + 2) * block
+    if not re.fullmatch(r"\s*\d{1,9}\s*", streams):
+        raise UsageError(f"--streams {streams!r} is not a whole number")
+    count = int(streams)
+    if not 1 <= count <= MAX_STREAMS:
+        raise UsageError(f"--streams {count} is out of range; use 1 to {MAX_STREAMS}")
+    pool = (capacity + 2 * count) * block
     if pool > physical_memory() // 2:
         raise UsageError(f"--queue-capacity {capacity} x --block-size {block_size} needs "
                          f"{format_size(pool)} of buffers, more than half of this "
                          f"machine's memory")
-    return rate, algo, block, capacity
+    return rate, algo, block, capacity, count
 
 
 def _inside(path: bytes, root: bytes) -> bool:

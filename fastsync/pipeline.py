@@ -1,20 +1,25 @@
-"""The transfer phase: reader -> FIFO -> writer -> finisher, one thread each.
+"""The transfer phase: readers -> FIFO -> writers -> finisher.
 
-  reader    takes pending rows from the catalog in path order, reads each file into
-            blocks from the preallocated pool (GIL released, paced), hashes them as they
-            are read and puts them on the FIFO; the last block of a file carries its hash.
-  FIFO      bounded (--queue-capacity blocks): the reader runs at most that far ahead.
-  writer    writes each block at its offset into the file's temporary name (GIL
-            released, paced), starting writeback as it goes so the page cache never holds
-            more than about two blocks of a file; hands finished files to the finisher.
+  readers   (--streams of them) take pending rows from the catalog in path order, each
+            reads its file into blocks from the preallocated pool (GIL released, paced),
+            hashes them as they are read and puts them on the FIFO; the last block of a
+            file carries its hash.
+  FIFO      bounded (--queue-capacity blocks, fifo.py): the readers run at most that far
+            ahead. Each file's blocks go to one writer, in order.
+  writers   (--streams of them) write each block at its offset into the file's temporary
+            name (GIL released, paced), starting writeback as it goes so the page cache
+            never holds more than about two blocks of a file; hand finished files to the
+            finisher.
   finisher  applies times, closes, and in batches: makes the data durable (one syncfs),
             renames the temporaries into place, makes the renames durable (syncfs again),
             records the batch in the catalog in one transaction and writes audit lines.
             (On network and FUSE filesystems, and on filesystems mounted inside DST,
             each file is fsynced before its rename instead; see BATCH_DURABLE.)
 
-Reading and writing overlap (full duplex on a share); durability costs one syncfs per
-batch, not one fsync per file; the catalog never runs ahead of the disk.
+Reading and writing overlap (full duplex on a share), and with several streams several
+files are in flight each way: a share's client carries only so many requests per open
+file, so one file at a time cannot fill a link. Durability costs one syncfs per batch,
+not one fsync per file; the catalog never runs ahead of the disk.
 
 Errors (retry.py): every filesystem operation runs under the Retrier, which retries
 transient errors, waits out an unreachable share, and lets permanent ones fail the file.
@@ -23,8 +28,8 @@ outlasted its retries; a flush or close failed, which is never retried in place)
 recorded as failed and then copied again later in the same run, up to FILE_RETRIES
 times: the reader takes it up again once the backlog is done.
 
-Stopping: stop() makes the reader quit at the next block, the writer drop what is queued
-and remove the temporary of the file it was writing, and the finisher complete only the
+Stopping: stop() makes the readers quit at the next block, the writers drop what is
+queued and remove the temporaries of the files they were writing, and the finisher complete only the
 files already fully written. Every file the pipeline takes on reaches the finisher once,
 as copied, failed or interrupted.
 """
@@ -45,6 +50,7 @@ from dataclasses import dataclass, field
 from . import _core, faults
 from .catalog import Catalog, Outcome, PendingFile
 from .errors import FatalError
+from .fifo import BlockFifo
 from .retry import Interrupted, Policy, Restart, Retrier, Root, classify
 from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
                        discard_temp, make_symlink, open_source, open_temp, rename_into_place,
@@ -70,6 +76,7 @@ class FileJob:
     fd: int = -1                       # destination temporary, owned by the writer
     written: int = 0
     cancelled: bool = False            # set by the writer: stop reading this file
+    writer: int | None = None          # the writer that holds it (fifo.py)
     touched: list = field(default_factory=list)   # dst dirs whose content changed
     own_fsync: bool = False            # not covered by the batch syncfs: fsync it
 
@@ -146,19 +153,21 @@ class Pipeline:
     def __init__(self, catalog: Catalog, audit, *, src: bytes, dst: bytes, algo: str,
                  block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
                  stats: TransferStats, policy: Policy, roots: dict[str, Root],
-                 verbose: bool = False):
+                 streams: int = 1, verbose: bool = False):
         self.catalog, self.audit = catalog, audit
         self.src, self.dst, self.algo = src, dst, algo
         self.run_id = run_id
         self.stats = stats
         self.verbose = verbose
         self.policy = policy
-        # One block being filled by the reader and one being written, beyond the queue.
-        self.pool = _core.BlockPool(queue_capacity + 2, block_size)
+        # Beyond the queue: one block being filled by each reader, one written by each
+        # writer. A file may fill a 1/streams share of the queue.
+        self.pool = _core.BlockPool(queue_capacity + 2 * streams, block_size)
         self.free: queue.Queue = queue.Queue()
         for i in range(self.pool.count):
             self.free.put(i)
-        self.fifo: queue.Queue = queue.Queue(maxsize=queue_capacity)
+        self.fifo = BlockFifo(queue_capacity, -(-queue_capacity // streams), streams)
+        self._counts = threading.Lock()     # stats.bytes_read/written: several threads
         self.done: queue.Queue = queue.Queue(maxsize=4 * BATCH_FILES)
         # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
         self.read_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
@@ -175,13 +184,18 @@ class Pipeline:
         self._order = itertools.count()
         self._sent = 0          # jobs the reader started
         self._settled = 0       # jobs the finisher is done with
-        self._draining = threading.Event()   # the reader has nothing new: commit now
+        self._draining = threading.Event()   # the backlog is all taken: commit now
         self._progress = threading.Condition()
-        self._threads = [threading.Thread(target=self._guard, args=(fn,), name=name,
-                                          daemon=True)
-                         for name, fn in (("reader", self._reader), ("writer", self._writer),
-                                          ("finisher", self._finisher))]
-        self._reader_t, self._writer_t, self._finisher_t = self._threads
+        self._backlog = None                 # the catalog's pending rows, shared by readers
+        self._backlog_lock = threading.Lock()
+
+        def thread(name, fn, *args):
+            return threading.Thread(target=self._guard, args=(fn, *args), name=name,
+                                    daemon=True)
+        self._readers = [thread(f"reader-{i}", self._reader) for i in range(streams)]
+        self._writers = [thread(f"writer-{i}", self._writer, i) for i in range(streams)]
+        self._finisher_t = thread("finisher", self._finisher)
+        self._threads = [*self._readers, *self._writers, self._finisher_t]
 
     # ------------------------------------------------------------- lifecycle --
 
@@ -212,9 +226,9 @@ class Pipeline:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not self.alive()
 
-    def _guard(self, fn) -> None:
+    def _guard(self, fn, *args) -> None:
         try:
-            fn()
+            fn(*args)
         except Interrupted:
             pass                    # gave up waiting on a thread that crashed
         except BaseException as e:  # a bug or a catalog failure: stop everything, report
@@ -242,37 +256,31 @@ class Pipeline:
             return Interrupted()
         return error
 
-    # Termination never rests on a sentinel alone: a put gives up when its consumer
-    # has died, and a get ends when its producer has died and the queue is drained.
+    # Termination never rests on a sentinel alone: a put gives up when its consumers
+    # have died, and a get ends when its producers have died and the queue is drained.
     # So a crash anywhere (a bug, a catalog or audit-log failure) ends every thread.
 
-    def _wait_put(self, q: queue.Queue, item, consumer: threading.Thread) -> None:
-        while True:
-            try:
-                q.put(item, timeout=POLL)
-                return
-            except queue.Full:
-                if not consumer.is_alive():
-                    raise Interrupted() from None
+    def _readers_alive(self) -> bool:
+        return any(t.is_alive() for t in self._readers)
 
-    @staticmethod
-    def _wait_get(q: queue.Queue, producer: threading.Thread):
-        """The next item, or None at the end of the stream."""
-        while True:
-            try:
-                return q.get(timeout=POLL)
-            except queue.Empty:
-                if not producer.is_alive():
-                    try:
-                        return q.get_nowait()
-                    except queue.Empty:
-                        return None
+    def _writers_alive(self) -> bool:
+        return any(t.is_alive() for t in self._writers)
 
     def _put_block(self, block) -> None:
-        self._wait_put(self.fifo, block, self._writer_t)
+        self.fifo.put(block, self._writers_alive)
 
     def _put_done(self, item) -> None:
-        self._wait_put(self.done, item, self._finisher_t)
+        while True:
+            try:
+                self.done.put(item, timeout=POLL)
+                return
+            except queue.Full:
+                if not self._finisher_t.is_alive():
+                    raise Interrupted() from None
+
+    def _count(self, name: str, n: int) -> None:
+        with self._counts:
+            setattr(self.stats, name, getattr(self.stats, name) + n)
 
     def _acquire(self) -> int:
         while True:
@@ -291,14 +299,18 @@ class Pipeline:
 
     def _reader(self) -> None:
         try:
-            for entry in self.catalog.iter_backlog():
-                if self._stop.is_set():
-                    break
+            while not self._stop.is_set() and (entry := self._next_entry()) is not None:
                 self._take(entry, 0)
             while (again := self._next_again()) is not None:
                 self._take(*again)
         finally:
-            self._put_block(None)
+            self.fifo.producer_done()
+
+    def _next_entry(self) -> PendingFile | None:
+        with self._backlog_lock:
+            if self._backlog is None:
+                self._backlog = self.catalog.iter_backlog()
+            return next(self._backlog, None)
 
     def _take(self, entry: PendingFile, retries: int) -> None:
         job = FileJob(entry, temp_path(entry.dst), retries=retries)
@@ -358,7 +370,7 @@ class Pipeline:
                     faults.check("read", path)), stale=src.reopen)
                 if n:
                     digest.update(self.pool.view(index)[:n])
-                self.stats.bytes_read += n
+                self._count("bytes_read", n)
                 last = n < self.pool.block_size
                 if last:
                     end = retrier.call("src", "stat", src.stat, stale=src.reopen)
@@ -379,18 +391,14 @@ class Pipeline:
 
     # ----------------------------------------------------------------- writer --
 
-    def _writer(self) -> None:
+    def _writer(self, worker: int) -> None:
         try:
-            while True:
-                block = self._wait_get(self.fifo, self._reader_t)
-                if block is None:
-                    return
+            while (block := self.fifo.get(worker, self._readers_alive)) is not None:
                 try:
                     self._write(block)
                 finally:
                     self._release(block.index)
         finally:
-            self.stats.current = None
             self._put_done(None)
 
     def _write(self, block: Block) -> None:
@@ -424,7 +432,7 @@ class Pipeline:
                 _core.flush_behind(job.fd, block.offset, block.length,
                                    block.offset - self.pool.block_size, self.pool.block_size)
                 job.written += block.length
-                self.stats.bytes_written += block.length
+                self._count("bytes_written", block.length)
                 self.stats.current = (self.stats.current[0], job.stat[1], job.written)
             if block.last:
                 job.hash = block.hash
@@ -478,13 +486,17 @@ class Pipeline:
     def _finisher(self) -> None:
         batch: list[tuple[FileJob, BaseException | None]] = []
         first = 0.0
+        ended = 0               # writers that have said they are done
         while True:
             try:
                 item = self.done.get(timeout=POLL)
             except queue.Empty:
-                item = False if self._writer_t.is_alive() or not self.done.empty() else None
+                item = False if self._writers_alive() or not self.done.empty() else None
             if item is None:
-                break
+                ended += 1
+                if ended >= len(self._writers) or not self._writers_alive():
+                    break
+                item = False
             if item:
                 if not batch:
                     first = time.monotonic()
@@ -632,3 +644,5 @@ class Pipeline:
 
     def __exit__(self, *exc) -> None:
         os.close(self.root_fd)
+        if self._backlog is not None and not any(t.is_alive() for t in self._readers):
+            self._backlog.close()       # its private catalog connection

@@ -200,6 +200,7 @@ def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalo
     pipeline = Pipeline(catalog, audit, src=config.src, dst=config.dst,
                         algo=config.checksum, block_size=config.block_size,
                         queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
+                        streams=config.streams,
                         run_id=run_id, stats=stats, policy=policy, roots=roots,
                         verbose=config.verbose)
     with pipeline:

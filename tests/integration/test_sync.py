@@ -3,6 +3,7 @@
 
 import hashlib
 import os
+import threading
 import time
 
 import pytest
@@ -290,6 +291,43 @@ def test_bandwidth_limit_paces_the_copy(pair):
     # a slow machine only makes it longer)
     assert elapsed >= 2.9
     assert (pair.dst / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_streams_is_how_many_files_are_in_flight_at_once(pair, streams):
+    """Under a cap, every file takes a while; --streams N has N files being written in
+    DST at the same time (a share's client carries only so much per open file), never
+    more. (Complete temporaries may wait a moment more for their batch's commit.)"""
+    size = 1024 * 1024
+    for i in range(3):
+        write(pair.src / f"f{i}", os.urandom(size))
+    seen, done = [], threading.Event()
+
+    def growing():
+        n = 0
+        for path in temporaries(pair.dst):
+            try:
+                n += os.stat(path).st_size < size
+            except FileNotFoundError:
+                pass        # renamed into place meanwhile
+        return n
+
+    def watch():
+        while not done.is_set():
+            seen.append(growing())
+            time.sleep(0.01)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert main(pair.args("--streams", str(streams), "--bwlimit", "1M",
+                              "--block-size", "128K")) == EXIT_OK
+    finally:
+        done.set()
+        watcher.join()
+    assert max(seen) == streams
+    assert_same_tree(pair.src, pair.dst)
+    assert [r["status"] for r in pair.rows("SELECT status FROM files WHERE kind = 'file'")
+            ] == ["synced"] * 3
 
 
 def test_quiet_prints_nothing(pair, capsys):

@@ -27,12 +27,13 @@ def test_rates_may_end_in_per_second():
 
 
 def values(**kw):
-    base = dict(bwlimit="0", checksum="sha256", block_size="5M", queue_capacity="20")
+    base = dict(bwlimit="0", checksum="sha256", block_size="5M", queue_capacity="20",
+                streams="2")
     return check_values(**{**base, **kw})
 
 
 def test_defaults_are_valid():
-    assert values() == (0, "sha256", 5 * 1024**2, 20)
+    assert values() == (0, "sha256", 5 * 1024**2, 20, 2)
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -47,6 +48,10 @@ def test_defaults_are_valid():
     (dict(queue_capacity="2.5"), "--queue-capacity '2.5' is not a whole number"),
     (dict(queue_capacity="many"), "is not a whole number"),
     (dict(queue_capacity="9000", block_size="1G"), "more than half of this machine's memory"),
+    (dict(streams="0"), "--streams 0 is out of range; use 1 to 16"),
+    (dict(streams="17"), "--streams 17 is out of range"),
+    (dict(streams="two"), "--streams 'two' is not a whole number"),
+    (dict(streams="16", queue_capacity="1", block_size="1G"), "more than half of this"),
 ])
 def test_bad_values_are_named(kw, message):
     with pytest.raises(UsageError) as e:
@@ -66,7 +71,7 @@ def test_format_size():
 
 @pytest.mark.parametrize("kw", [dict(block_size="9" * 400), dict(bwlimit="9" * 400),
                                 dict(bwlimit="1." + "5" * 40 + "M"),
-                                dict(queue_capacity="9" * 5000)])
+                                dict(queue_capacity="9" * 5000), dict(streams="9" * 5000)])
 def test_absurdly_long_numbers_are_usage_errors_not_crashes(kw):
     with pytest.raises(UsageError):
         values(**kw)
