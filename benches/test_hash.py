@@ -9,7 +9,7 @@ import pytest
 
 from fastsync import _core
 
-from .conftest import MB, MiB
+from .conftest import MB, MiB, report
 
 BLOCK = 5 * MiB
 BLOCKS = 40          # 200 MiB per round
@@ -36,4 +36,4 @@ def test_hash_throughput(benchmark, pool, algo):
     benchmark.pedantic(digest, rounds=5, warmup_rounds=1)
     rate = BLOCK * BLOCKS / benchmark.stats.stats.median / MB
     benchmark.extra_info["MB/s"] = round(rate, 1)
-    print(f"\n{algo:8s} {rate:8.1f} MB/s (median of 5 rounds, 200 MiB each)")
+    report("hash ceiling, one core, 5 MiB blocks (median of 5)", algo, **{"MB/s": rate})
