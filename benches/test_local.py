@@ -75,11 +75,15 @@ def test_local_copy(benchmark, trees, profile, tool):
     root, get = trees
     src, total, nfiles = get(profile)
     fresh = Fresh(root, f"{profile}-{tool.split()[0]}-{len(tool)}")
-    walls, cpus = [], []
+    walls, cpus, copied, last = [], [], [], []
 
     def setup():
-        dst = fresh()
-        work = fresh()
+        # the previous round's copy is checked and deleted before this round (untimed)
+        if last:
+            copied.append(sum(f.stat().st_size for f in last[0].rglob("*") if f.is_file()))
+            shutil.rmtree(last.pop())
+        dst, work = fresh(), fresh()
+        last.append(dst)
         subprocess.run(["sync"], check=True)
         return (dst, work), {}
 
@@ -89,10 +93,9 @@ def test_local_copy(benchmark, trees, profile, tool):
         cpus.append(cpu)
 
     benchmark.pedantic(once, setup=setup, rounds=ROUNDS, warmup_rounds=0)
+    setup()
     wall = median(walls)
-    copied = sum(f.stat().st_size for f in (root / f"{fresh.name}-{fresh.n - 1}").rglob("*")
-                 if f.is_file())
-    assert copied == total, f"{tool} copied {copied} of {total} bytes"
+    assert copied == [total] * ROUNDS, f"{tool} copied {copied} of {total} bytes"
     figures = {"MB/s": total / wall / MB, "files/s": nfiles / wall, "CPU s": median(cpus),
                "wall s": wall}
     report(f"local {PROFILES[profile][0]} (median of {ROUNDS})", tool, **figures)

@@ -53,11 +53,13 @@ from .errors import FatalError
 from .fifo import BlockFifo
 from .retry import Interrupted, Policy, Restart, Retrier, Root, classify
 from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
-                       discard_temp, make_symlink, open_source, open_temp, rename_into_place,
-                       reopen_temp, set_times, sync_directory, temp_path)
+                       DIRECT_ALIGN, discard_temp, make_symlink, open_source, open_temp,
+                       rename_into_place, reopen_temp, set_direct, set_times, sync_directory,
+                       temp_path)
 
 log = logging.getLogger(__name__)
 
+DIRECT_MIN_BLOCKS = 2    # files of at least this many blocks are written with O_DIRECT
 BATCH_FILES = 256        # most files recorded per catalog transaction
 BATCH_SECONDS = 0.5      # longest a finished file waits for its batch
 POLL = 0.2               # how often blocked threads look at the stop flag
@@ -79,6 +81,7 @@ class FileJob:
     writer: int | None = None          # the writer that holds it (fifo.py)
     touched: list = field(default_factory=list)   # dst dirs whose content changed
     own_fsync: bool = False            # not covered by the batch syncfs: fsync it
+    direct: bool = False               # written with O_DIRECT (set_direct)
 
     @property
     def times(self) -> tuple[int, int]:
@@ -420,13 +423,28 @@ class Pipeline:
                 job.own_fsync = not (self.batch_durable
                                      and self.dirs.device(parent) == self.root_dev)
                 job.fd = retrier.call("dst", "create", lambda: self._create(job))
+                job.direct = (self.direct and not job.own_fsync
+                              and job.stat[1] >= DIRECT_MIN_BLOCKS * self.pool.block_size
+                              and set_direct(job.fd, True))
+            if job.direct and block.length % DIRECT_ALIGN:
+                job.direct = not set_direct(job.fd, False)     # the short last block
             if block.length:
                 self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
                                       job.stat[1], job.written)
-                retrier.call("dst", "write", lambda: _core.write_block(
-                    job.fd, self.pool, block.index, block.length, block.offset,
-                    self.write_bucket, faults.check("write", job.entry.dst)),
-                    stale=lambda: self._reopen(job))
+                def write():
+                    retrier.call("dst", "write", lambda: _core.write_block(
+                        job.fd, self.pool, block.index, block.length, block.offset,
+                        self.write_bucket, faults.check("write", job.entry.dst)),
+                        stale=lambda: self._reopen(job))
+                try:
+                    write()
+                except OSError as e:
+                    if not (job.direct and e.errno == errno.EINVAL):
+                        raise
+                    # this filesystem wants more alignment than DIRECT_ALIGN: buffered
+                    self.direct = job.direct = False
+                    set_direct(job.fd, False)
+                    write()
                 # A write-back error here means bytes already given to the kernel are
                 # lost: not retried in place, the file is copied again (may_pass).
                 _core.flush_behind(job.fd, block.offset, block.length,
@@ -640,6 +658,10 @@ class Pipeline:
     def __enter__(self) -> "Pipeline":
         self.root_fd = os.open(self.dst, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.batch_durable = _core.filesystem_type(self.root_fd) in BATCH_DURABLE
+        # O_DIRECT for large files on a local disk, unpaced (paced slices are not
+        # aligned; network filesystems turn O_DIRECT into one round trip per write)
+        self.direct = (self.batch_durable and self.write_bucket is None
+                       and self.pool.block_size % DIRECT_ALIGN == 0)
         return self
 
     def __exit__(self, *exc) -> None:

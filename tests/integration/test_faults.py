@@ -362,3 +362,12 @@ def test_files_never_count_as_copied_into_an_unmounted_shares_mount_point(pair, 
     subprocess.run(["mount", "--bind", str(share), str(dst)], check=True)
     assert main(run.args()) == EXIT_OK
     assert_same_tree(pair.src, share)
+
+
+def test_a_disk_that_refuses_an_o_direct_write_gets_it_buffered(tree, plan):
+    """EINVAL from an O_DIRECT write (a filesystem wanting more alignment) is not the
+    file's fault: the block is written again without O_DIRECT, and so are later files."""
+    plan("write@big.bin:EINVAL")
+    assert main(tree.args(*FAST)) == EXIT_OK
+    assert_same_tree(tree.src, tree.dst)
+    assert failures(tree) == []
