@@ -29,8 +29,8 @@ recorded as failed and then copied again later in the same run, up to FILE_RETRI
 times: the reader takes it up again once the backlog is done.
 
 Stopping: stop() makes the readers quit at the next block, the writers drop what is
-queued and remove the temporaries of the files they were writing, and the finisher complete only the
-files already fully written. Every file the pipeline takes on reaches the finisher once,
+queued and remove the temporaries of the files they were writing, and the finisher
+complete only the files already fully written. Every file the pipeline takes on reaches the finisher once,
 as copied, failed or interrupted.
 """
 
