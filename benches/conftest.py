@@ -87,8 +87,14 @@ def make_tree(root: Path, paths_sizes: list[tuple[str, int]], seed: int = 0) -> 
     return total
 
 
-def make_files(root: Path, sizes: list[int], seed: int = 0) -> int:
-    return make_tree(root, [(f"d{i % 4}/f{i:05d}.bin", s) for i, s in enumerate(sizes)], seed)
+def tree_size(root) -> tuple[int, int]:
+    """Files and bytes under root (to check that a copy is complete)."""
+    files = total = 0
+    for d, _, names in os.walk(root):
+        for n in names:
+            files += 1
+            total += os.path.getsize(os.path.join(d, n))
+    return files, total
 
 
 class Fresh:

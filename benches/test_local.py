@@ -15,7 +15,8 @@ import subprocess
 
 import pytest
 
-from .conftest import MB, MiB, Fresh, fastsync_cmd, make_tree, median, report, run_timed
+from .conftest import (MB, MiB, Fresh, fastsync_cmd, make_tree, median, report, run_timed,
+                       tree_size)
 
 ROUNDS = 3
 
@@ -80,7 +81,7 @@ def test_local_copy(benchmark, trees, profile, tool):
     def setup():
         # the previous round's copy is checked and deleted before this round (untimed)
         if last:
-            copied.append(sum(f.stat().st_size for f in last[0].rglob("*") if f.is_file()))
+            copied.append(tree_size(last[0])[1])
             shutil.rmtree(last.pop())
         dst, work = fresh(), fresh()
         last.append(dst)

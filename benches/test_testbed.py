@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import fastsync_cmd, report
+from .conftest import fastsync_cmd, report, tree_size
 
 TESTBED = next((p for p in (os.environ.get("FASTSYNC_TESTBED"), "../shared/testbed",
                             "/work/shared/testbed") if p and Path(p, "wire.py").exists()), None)
@@ -78,15 +78,6 @@ def wire(argv, unit="MB"):
     return json.loads(out.read_text())
 
 
-def tree(root):
-    files = total = 0
-    for d, _, names in os.walk(root):
-        for n in names:
-            files += 1
-            total += os.path.getsize(os.path.join(d, n))
-    return files, total
-
-
 def command(tool, profile, work):
     src, dst = f"{SRC}/{profile}", f"{DST}/{profile}"
     rclone = ["rclone", "copy", "--config", EMPTY_RCLONE_CONF]
@@ -110,7 +101,7 @@ def run(tool, profile, tmp_path, unit="MB"):
     # cp -a exits 1 on these mounts although the copy is complete: the mount answers
     # xattr calls with EIO (testbed README); the manifest check below is what counts
     assert summary["cmd_rc"] in ((0, 1) if tool.startswith("cp") else (0,)), summary
-    assert tree(EXPORT / "dst" / profile) == manifest(profile), f"{tool}: incomplete copy"
+    assert tree_size(EXPORT / "dst" / profile) == manifest(profile), f"{tool}: incomplete copy"
     return summary
 
 

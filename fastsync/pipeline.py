@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from . import _core, faults
 from .catalog import Catalog, Outcome, PendingFile
 from .errors import FatalError
-from .fifo import BlockFifo
+from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks around
 from .retry import Interrupted, Policy, Restart, Retrier, Root, classify
 from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
                        DIRECT_ALIGN, discard_temp, make_symlink, open_source, open_temp,
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 DIRECT_MIN_BLOCKS = 2    # files of at least this many blocks are written with O_DIRECT
 BATCH_FILES = 256        # most files recorded per catalog transaction
 BATCH_SECONDS = 0.5      # longest a finished file waits for its batch
-POLL = 0.2               # how often blocked threads look at the stop flag
 FILE_RETRIES = 3         # copies of one file again in the same run after a passing failure
 AGAIN_AFTER = (5, 15, 45)   # ... after this many times --retry-delay seconds
 
@@ -431,24 +430,21 @@ class Pipeline:
             if block.length:
                 self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
                                       job.stat[1], job.written)
-                def write():
-                    retrier.call("dst", "write", lambda: _core.write_block(
-                        job.fd, self.pool, block.index, block.length, block.offset,
-                        self.write_bucket, faults.check("write", job.entry.dst)),
-                        stale=lambda: self._reopen(job))
                 try:
-                    write()
+                    self._write_block(job, block)
                 except OSError as e:
                     if not (job.direct and e.errno == errno.EINVAL):
                         raise
                     # this filesystem wants more alignment than DIRECT_ALIGN: buffered
                     self.direct = job.direct = False
                     set_direct(job.fd, False)
-                    write()
-                # A write-back error here means bytes already given to the kernel are
-                # lost: not retried in place, the file is copied again (may_pass).
-                _core.flush_behind(job.fd, block.offset, block.length,
-                                   block.offset - self.pool.block_size, self.pool.block_size)
+                    self._write_block(job, block)
+                if not job.direct:      # O_DIRECT leaves nothing dirty to write back
+                    # A write-back error here means bytes already given to the kernel
+                    # are lost: not retried in place, the file is copied again (may_pass).
+                    _core.flush_behind(job.fd, block.offset, block.length,
+                                       block.offset - self.pool.block_size,
+                                       self.pool.block_size)
                 job.written += block.length
                 self._count("bytes_written", block.length)
                 self.stats.current = (self.stats.current[0], job.stat[1], job.written)
@@ -457,6 +453,11 @@ class Pipeline:
                 self._put_done(_Done(job, None))
         except (OSError, Interrupted, FatalError) as e:
             self._give_up(job, self._settle(e))
+
+    def _write_block(self, job: FileJob, block: Block) -> None:
+        self.retrier.call("dst", "write", lambda: _core.write_block(
+            job.fd, self.pool, block.index, block.length, block.offset, self.write_bucket,
+            faults.check("write", job.entry.dst)), stale=lambda: self._reopen(job))
 
     def _create(self, job: FileJob) -> int:
         self._check_root()      # never create into an unmounted share's mount point

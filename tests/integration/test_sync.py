@@ -294,6 +294,24 @@ def test_bandwidth_limit_paces_the_copy(pair):
     assert (pair.dst / "f").read_bytes() == data
 
 
+def run_sampling(pair, args, sample):
+    """Run fastsync in this process while another thread calls sample() every ~10 ms;
+    return the exit status and what sample() returned each time."""
+    seen, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.append(sample())
+            time.sleep(0.01)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        return main(pair.args(*args)), seen
+    finally:
+        done.set()
+        watcher.join()
+
+
 @pytest.mark.parametrize("streams", [1, 3])
 def test_streams_is_how_many_files_are_in_flight_at_once(pair, streams):
     """Under a cap, every file takes a while; --streams N has N files being written in
@@ -302,8 +320,6 @@ def test_streams_is_how_many_files_are_in_flight_at_once(pair, streams):
     size = 1024 * 1024
     for i in range(3):
         write(pair.src / f"f{i}", os.urandom(size))
-    seen, done = [], threading.Event()
-
     def growing():
         n = 0
         for path in temporaries(pair.dst):
@@ -313,18 +329,9 @@ def test_streams_is_how_many_files_are_in_flight_at_once(pair, streams):
                 pass        # renamed into place meanwhile
         return n
 
-    def watch():
-        while not done.is_set():
-            seen.append(growing())
-            time.sleep(0.01)
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        assert main(pair.args("--streams", str(streams), "--bwlimit", "1M",
-                              "--block-size", "128K")) == EXIT_OK
-    finally:
-        done.set()
-        watcher.join()
+    status, seen = run_sampling(pair, ("--streams", str(streams), "--bwlimit", "1M",
+                                       "--block-size", "128K"), growing)
+    assert status == EXIT_OK
     assert max(seen) == streams
     assert_same_tree(pair.src, pair.dst)
     assert [r["status"] for r in pair.rows("SELECT status FROM files WHERE kind = 'file'")
@@ -339,28 +346,25 @@ def test_large_files_on_a_local_disk_are_written_around_the_page_cache(pair):
              "small": os.urandom(block + 7)}
     for name, data in blobs.items():
         write(pair.src / name, data)
-    direct, done = set(), threading.Event()
+    def open_direct():      # temporaries open with O_DIRECT in this process
+        names = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                with open(f"/proc/self/fdinfo/{fd}") as f:
+                    flags = int(f.read().split("flags:")[1].split()[0], 8)
+            except (OSError, IndexError):
+                continue
+            if ".fastsync-" in target and flags & os.O_DIRECT:
+                names.add(os.path.basename(target))
+        return names
 
-    def watch():        # which temporaries are open with O_DIRECT in this process
-        while not done.is_set():
-            for fd in os.listdir("/proc/self/fd"):
-                try:
-                    target = os.readlink(f"/proc/self/fd/{fd}")
-                    with open(f"/proc/self/fdinfo/{fd}") as f:
-                        flags = int(f.read().split("flags:")[1].split()[0], 8)
-                except (OSError, IndexError):
-                    continue
-                if ".fastsync-" in target and flags & os.O_DIRECT:
-                    direct.add(os.path.basename(target))
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        assert main(pair.args("--block-size", "64K", "--streams", "1")) == EXIT_OK
-    finally:
-        done.set()
-        watcher.join()
+    status, seen = run_sampling(pair, ("--block-size", "64K", "--streams", "1"), open_direct)
+    assert status == EXIT_OK
+    direct = set().union(*seen)
     for name, data in blobs.items():
         assert (pair.dst / name).read_bytes() == data
+
     def temp(name):
         return os.path.basename(temp_path(os.fsencode(pair.dst / name))).decode()
     assert temp("big") in direct and temp("small") not in direct
