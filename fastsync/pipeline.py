@@ -512,8 +512,12 @@ class Pipeline:
             except queue.Empty:
                 item = False if self._writers_alive() or not self.done.empty() else None
             if item is None:
+                # Every writer's sentinel, or (a writer died without one) no writer
+                # left and nothing queued: the other writers' files may still be
+                # queued behind the first sentinel.
                 ended += 1
-                if ended >= len(self._writers) or not self._writers_alive():
+                if ended >= len(self._writers) or (not self._writers_alive()
+                                                   and self.done.empty()):
                     break
                 item = False
             if item:
