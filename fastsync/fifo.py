@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from typing import Callable
 
-from .retry import Interrupted
+from .errors import Interrupted
 
 POLL = 0.2      # how often a waiting thread looks at the other side's liveness
 

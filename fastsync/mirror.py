@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 
 from .catalog import Catalog
-from .transfer import describe
+from .errors import describe
 
 log = logging.getLogger(__name__)
 

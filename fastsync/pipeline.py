@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 
 from . import _core, faults
 from .catalog import Catalog, Outcome, PendingFile
-from .errors import FatalError
+from .errors import FatalError, Interrupted, Restart, SourceChanged, classify, describe, may_pass
 from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks around
-from .retry import Interrupted, Policy, Restart, Retrier, Root, classify
-from .transfer import (BATCH_DURABLE, DirMaker, SourceChanged, changed, close_temp, describe,
+from .retry import Policy, Retrier, Root
+from .transfer import (BATCH_DURABLE, DirMaker, changed, close_temp,
                        DIRECT_ALIGN, discard_temp, make_symlink, open_source, open_temp,
                        rename_into_place, reopen_temp, set_direct, set_times, sync_directory,
                        temp_path)
@@ -144,11 +144,6 @@ class _Source:
     def stat(self) -> tuple:
         faults.fail("stat", self.path)
         return _core.fstat(self.fd)
-
-
-def may_pass(error: BaseException) -> bool:
-    """Is this a failure worth another copy of the file in this run?"""
-    return isinstance(error, SourceChanged) or classify(error) in ("transient", "restart")
 
 
 class Pipeline:

@@ -35,40 +35,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import _core, faults
-from .errors import FatalError
+from .errors import FatalError, Interrupted, Restart, classify
 from .transfer import BATCH_DURABLE
 
 log = logging.getLogger(__name__)
-
-TRANSIENT = frozenset({errno.EIO, errno.ETIMEDOUT, errno.ESTALE, errno.ENOTCONN,
-                       errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETDOWN,
-                       errno.ENETUNREACH, errno.ENETRESET, errno.ECONNRESET,
-                       errno.ECONNABORTED, errno.ECONNREFUSED, errno.EAGAIN, errno.EINTR,
-                       errno.EREMOTEIO})
-FATAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-RESTART = frozenset({errno.ESPIPE})
-
-
-class Interrupted(Exception):
-    """The run is stopping; whatever was in progress stays pending."""
-
-
-class Restart(OSError):
-    """The share went away while this file was open; its handle, and any stream
-    behind it, is gone with it: copy the file again from the start."""
-
-
-def classify(error: BaseException) -> str:
-    """'fatal', 'transient', 'restart' or 'permanent'."""
-    code = getattr(error, "errno", None)
-    if code in FATAL:
-        return "fatal"
-    if code in RESTART or isinstance(error, Restart):
-        return "restart"
-    if code in TRANSIENT:
-        return "transient"
-    return "permanent"
-
 
 @dataclass(frozen=True)
 class Policy:

@@ -16,18 +16,19 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import __version__, faults
+from . import __version__
 from .audit import AuditLog
 from .catalog import Backlog, Catalog
 from .config import Config, format_size
+from .directories import apply_directories
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncError,
-                     FatalError)
+                     FatalError, describe)
 from .mirror import mirror
 from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
-from .retry import Interrupted, Policy, Retrier, Root
+from .retry import Policy, Retrier, Root
 from .scan import scan
-from .transfer import DirMaker, describe, probe_destination
+from .transfer import probe_destination
 
 log = logging.getLogger(__name__)
 
@@ -71,47 +72,6 @@ def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str,
     if backlog.empty:
         return "scan", "backlog empty: looking for new and changed files"
     return "scan", "only files that failed before are pending: rescanning, then retrying them"
-
-
-def apply_directories(catalog: Catalog, dirs: DirMaker, retrier: Retrier,
-                      stop: threading.Event, audit) -> int:
-    """Create pending directories and give them their source times, deepest first (a
-    directory's mtime moves whenever something inside it is created or removed, so it
-    is set after its content). Creating a directory makes its parent pending again, so
-    passes repeat until one finds nothing new; a directory that failed is tried once
-    per run. Returns the number of failures."""
-    failed_keys: set = set()
-    progressed = True
-    while progressed and not stop.is_set():
-        progressed, before = False, None
-        while not stop.is_set():
-            page = catalog.pending_dirs(before)
-            if not page:
-                break
-            before = page[-1][0]
-            done, failed, touched = [], [], set()
-            for key, path, times in page:
-                if key in failed_keys:
-                    continue
-                try:
-                    touched.update(retrier.call("dst", "mkdir", lambda: dirs.ensure(path)))
-                    retrier.call("dst", "utime", lambda: set_dir_times(path, times))
-                    done.append(key)
-                except Interrupted:
-                    break
-                except OSError as e:
-                    failed.append((key, describe(e)))
-                    failed_keys.add(key)
-                    audit.event("dir", "failed", dst=path, error=describe(e))
-                    log.warning("directory %s: %s", os.fsdecode(path), describe(e))
-            catalog.record_dirs(done, failed, sorted(touched))
-            progressed = progressed or bool(done)
-    return len(failed_keys)
-
-
-def set_dir_times(path: bytes, times: tuple[int, int]) -> None:
-    faults.fail("utime", path)
-    os.utime(path, ns=times, follow_symlinks=False)
 
 
 def run(config: Config, console: Console, stop: StopRequest) -> int:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from . import _core, faults
 from .catalog import Backlog, Catalog, to_db
-from .retry import Interrupted, Retrier
+from .errors import Interrupted
+from .retry import Retrier
 from .transfer import is_temp_name
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import re
 import stat
 
 from . import _core, faults
-from .errors import UsageError
+from .errors import SourceChanged, UsageError
 
 TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+(?:-\d+)?)\.tmp\Z")
 
@@ -38,18 +38,6 @@ O_NOATIME = getattr(os, "O_NOATIME", 0)
 # before its rename.
 BATCH_DURABLE = {0xEF53: "ext2/3/4", 0x58465342: "xfs", 0x9123683E: "btrfs",
                  0xF2F52010: "f2fs", 0x2FC12FC1: "zfs", 0x01021994: "tmpfs"}
-
-
-class SourceChanged(OSError):
-    """The source file changed while it was being read; the copy is discarded."""
-
-
-def describe(error: BaseException) -> str:
-    """One line for the audit log and the console."""
-    if isinstance(error, OSError) and error.strerror:
-        name = errno.errorcode.get(error.errno)
-        return f"{name}: {error.strerror}" if name else error.strerror
-    return str(error) or type(error).__name__
 
 
 def temp_path(dst: bytes) -> bytes:

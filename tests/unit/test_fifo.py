@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from fastsync.fifo import BlockFifo
-from fastsync.retry import Interrupted
+from fastsync.errors import Interrupted
 
 
 @dataclass(eq=False)

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from fastsync.transfer import (SourceChanged, granularity, is_temp_name, open_source,
+from fastsync.errors import SourceChanged, UsageError
+from fastsync.transfer import (granularity, is_temp_name, open_source,
                                open_temp, probe_destination, temp_path)
-from fastsync.errors import UsageError
 
 
 def test_temp_names_are_fixed_per_target_and_short():
@@ -69,7 +69,7 @@ def test_probe_of_a_missing_destination_is_a_usage_error(tmp_path):
 
 
 def test_errors_are_described_in_one_line():
-    from fastsync.transfer import describe
+    from fastsync.errors import describe
     assert describe(OSError(errno.ENOSPC, "No space left on device")) == \
         "ENOSPC: No space left on device"
     assert describe(SourceChanged(0, "source changed while it was being copied")) == \
