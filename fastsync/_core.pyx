@@ -13,7 +13,7 @@ Cost model: one Python call per block (5 MiB by default), one C loop iteration p
 """
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.errno cimport errno, EINTR, EINVAL, ENOSYS, EOPNOTSUPP, ESPIPE
+from libc.errno cimport errno, EINTR, EINVAL, EIO, ENOSYS, EOPNOTSUPP, ESPIPE
 from libc.stdlib cimport free
 from libc.string cimport strerror
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_FillInfo
@@ -119,7 +119,7 @@ cdef class BlockPool:
     cdef readonly Py_ssize_t count
     cdef readonly Py_ssize_t block_size
     cdef Py_ssize_t _stride
-    cdef list _views
+    cdef object __weakref__
 
     def __cinit__(self, Py_ssize_t count, Py_ssize_t block_size):
         if count < 1 or block_size < 1:
@@ -131,7 +131,6 @@ cdef class BlockPool:
         self._mem = <char *>mem
         self.count = count
         self.block_size = block_size
-        self._views = [memoryview(_Slot(self, i)) for i in range(count)]
 
     def __dealloc__(self):
         free(self._mem)
@@ -144,7 +143,9 @@ cdef class BlockPool:
     def view(self, Py_ssize_t index):
         """Writable memoryview of the whole block `index`."""
         self._slot(index)
-        return self._views[index]
+        # Made per call, never kept: a view references the pool, so a pool holding its
+        # views would be a cycle, and its memory would wait for the cyclic GC.
+        return memoryview(_Slot(self, index))
 
 
 cdef class _Slot:
@@ -186,6 +187,7 @@ cdef class TokenBucket:
     cdef int64_t _tat
     cdef int64_t _carry
     cdef int64_t _waited
+    cdef int64_t _granted
     cdef bint _cancelled
     cdef pthread_mutex_t _lock
 
@@ -205,11 +207,20 @@ cdef class TokenBucket:
         self._tat = _now() if start_ns is None else <int64_t>start_ns
         self._carry = 0
         self._waited = 0
+        self._granted = 0
         self._cancelled = False
         pthread_mutex_init(&self._lock, NULL)
 
     def __dealloc__(self):
         pthread_mutex_destroy(&self._lock)
+
+    cdef inline int64_t _locked_read(self, int64_t *field) noexcept nogil:
+        # Writers run without the GIL on other threads: only the mutex orders them.
+        cdef int64_t value
+        pthread_mutex_lock(&self._lock)
+        value = field[0]
+        pthread_mutex_unlock(&self._lock)
+        return value
 
     cdef int64_t _grant(self, int64_t n, int64_t now) noexcept nogil:
         """Grant n bytes at `now`; return the instant the caller may go on."""
@@ -221,6 +232,7 @@ cdef class TokenBucket:
         num = n * 1000000000 + self._carry
         self._tat += num // self.rate
         self._carry = num % self.rate
+        self._granted += n
         deadline = self._tat
         pthread_mutex_unlock(&self._lock)
         return deadline
@@ -235,14 +247,24 @@ cdef class TokenBucket:
         cdef int64_t deadline = self._grant(n, start)
         cdef int64_t now = start, step_end
         cdef timespec ts
-        while now < deadline and not self._cancelled:
+        while now < deadline and not self._is_cancelled():
             step_end = deadline if deadline - now <= 20000000 else now + 20000000
             ts.tv_sec = step_end // 1000000000
             ts.tv_nsec = step_end % 1000000000
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
             now = _now()
+        # Several streams may finish sleeping at once: an unlocked += would lose some.
+        pthread_mutex_lock(&self._lock)
         self._waited += now - start
+        pthread_mutex_unlock(&self._lock)
         return now - start
+
+    cdef bint _is_cancelled(self) noexcept nogil:
+        cdef bint cancelled
+        pthread_mutex_lock(&self._lock)
+        cancelled = self._cancelled
+        pthread_mutex_unlock(&self._lock)
+        return cancelled
 
     def reserve(self, int64_t n, int64_t now_ns):
         """Grant n bytes at time now_ns; return ns to wait (0 if none). No sleeping."""
@@ -262,19 +284,55 @@ cdef class TokenBucket:
 
     def cancel(self):
         """Stop all current and future sleeps at once (shutdown)."""
+        pthread_mutex_lock(&self._lock)
         self._cancelled = True
+        pthread_mutex_unlock(&self._lock)
 
     @property
     def cancelled(self):
-        return self._cancelled
+        return self._is_cancelled()
 
     @property
     def waited_ns(self):
         """Total time callers spent sleeping in consume() and the copy loops."""
-        return self._waited
+        return self._locked_read(&self._waited)
+
+    @property
+    def granted(self):
+        """Total bytes granted so far, by reserve(), consume() and the copy loops."""
+        return self._locked_read(&self._granted)
 
 
 # ----------------------------------------------------------------- copy loops --------
+
+ctypedef ssize_t (*pwrite_fn)(int fd, const void *buf, size_t count, off_t offset) noexcept nogil
+
+# write_block calls pwrite through this pointer so that tests can stand in for a
+# misbehaving destination (a FUSE server that takes fewer bytes than asked, or none);
+# only _set_write_cap_for_tests changes it.
+cdef pwrite_fn _pwrite = pwrite
+cdef Py_ssize_t _write_cap = 0
+
+
+cdef ssize_t _capped_pwrite(int fd, const void *buf, size_t count, off_t offset) noexcept nogil:
+    if count > <size_t>_write_cap:
+        count = <size_t>_write_cap
+    return pwrite(fd, buf, count, offset)
+
+
+def _set_write_cap_for_tests(cap):
+    """TESTS ONLY: from now on every pwrite in write_block takes at most `cap` bytes
+    (0: the destination accepts none and pwrite returns 0). None restores plain pwrite.
+    Process-wide and unsynchronised: never call it while a copy is running."""
+    global _pwrite, _write_cap
+    if cap is None:
+        _pwrite = pwrite
+        return
+    if cap < 0:
+        raise ValueError("the cap is a number of bytes")
+    _write_cap = cap
+    _pwrite = _capped_pwrite
+
 
 def read_block(int fd, BlockPool pool not None, Py_ssize_t index, int64_t offset,
                TokenBucket bucket=None, int fault=0):
@@ -321,15 +379,17 @@ def write_block(int fd, BlockPool pool not None, Py_ssize_t index, Py_ssize_t le
     """Write the first `length` bytes of block `index` at file offset `offset`.
 
     Loops over partial writes and EINTR; when paced, each slice is paid for before it is
-    written, so the bytes leave no faster than the bucket allows. Positional (pwrite):
-    a retry rewrites the same bytes in the same place.
+    written, once however many calls it takes, so the bytes leave no faster than the
+    bucket allows. Positional (pwrite): a retry rewrites the same bytes in the same place.
+    A pwrite that takes no bytes raises OSError(EIO) rather than being asked again.
     `fault` (tests only, see faults.py): fail the first system call with this errno.
     """
     cdef char *buf = pool._slot(index)
-    cdef Py_ssize_t done = 0, step
+    cdef Py_ssize_t done = 0, step, paid = 0
     cdef Py_ssize_t piece = bucket.slice if bucket is not None else length
     cdef ssize_t n
     cdef int err = 0, e
+    cdef bint stalled = False
     if length < 0 or length > pool.block_size:
         raise ValueError(f"length {length} does not fit a block of {pool.block_size}")
     if length == 0 and fault:
@@ -339,21 +399,34 @@ def write_block(int fd, BlockPool pool not None, Py_ssize_t index, Py_ssize_t le
             step = length - done
             if step > piece:
                 step = piece
-            if bucket is not None:
-                bucket._consume(step)
+            # `paid` is what was paid for but not yet written: after EINTR or a short
+            # write those bytes go again and must not be charged again.
+            if bucket is not None and paid < step:
+                bucket._consume(step - paid)
+                paid = step
             if fault:
                 n, e, fault = -1, fault, 0
             else:
-                n = pwrite(fd, buf + done, <size_t>step, <off_t>(offset + done))
+                n = _pwrite(fd, buf + done, <size_t>step, <off_t>(offset + done))
                 e = errno if n < 0 else 0
             if n < 0:
                 if e == EINTR:
                     continue
                 err = e
                 break
+            if n == 0:
+                # Only a broken server takes none of a non-empty write. Asking again at
+                # once would spin here, without the GIL and out of stop()'s reach, for
+                # as long as it stays broken; the caller's retrier asks again after a
+                # pause instead.
+                stalled = True
+                break
             done += n
+            paid -= n
     if err:
         raise _oserror(err)
+    if stalled:
+        raise OSError(EIO, "the destination accepted no bytes (write returned 0)")
 
 
 def flush_behind(int fd, int64_t offset, int64_t length, int64_t prev_offset=-1,
