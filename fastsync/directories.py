@@ -7,22 +7,21 @@ import logging
 import os
 import threading
 
-from . import faults
 from .catalog import Catalog
-from .errors import Interrupted, describe
+from .errors import FatalError, Interrupted, describe, is_fatal
 from .retry import Retrier
-from .transfer import DirMaker
 
 log = logging.getLogger(__name__)
 
 
-def apply_directories(catalog: Catalog, dirs: DirMaker, retrier: Retrier,
-                      stop: threading.Event, audit) -> int:
+def apply_directories(catalog: Catalog, dest, retrier: Retrier, stop: threading.Event,
+                      audit) -> int:
     """Create pending directories and give them their source times, deepest first (a
     directory's mtime moves whenever something inside it is created or removed, so it
     is set after its content). Creating a directory makes its parent pending again, so
     passes repeat until one finds nothing new; a directory that failed is tried once
-    per run. Returns the number of failures."""
+    per run. Returns the number of failures. A full or read-only destination stops the
+    run (FatalError) once what was done is recorded."""
     failed_keys: set = set()
     progressed = True
     while progressed and not stop.is_set():
@@ -33,25 +32,34 @@ def apply_directories(catalog: Catalog, dirs: DirMaker, retrier: Retrier,
                 break
             before = page[-1][0]
             done, failed, touched = [], [], set()
-            for key, path, times in page:
-                if key in failed_keys:
-                    continue
-                try:
-                    touched.update(retrier.call("dst", "mkdir", lambda: dirs.ensure(path)))
-                    retrier.call("dst", "utime", lambda: set_dir_times(path, times))
-                    done.append(key)
-                except Interrupted:
-                    break
-                except OSError as e:
-                    failed.append((key, describe(e)))
-                    failed_keys.add(key)
-                    audit.event("dir", "failed", dst=path, error=describe(e))
-                    log.warning("directory %s: %s", os.fsdecode(path), describe(e))
+            fatal = _apply_page(page, dest, retrier, audit, failed_keys, done, failed,
+                                touched)
             catalog.record_dirs(done, failed, sorted(touched))
+            if fatal is not None:
+                raise fatal
             progressed = progressed or bool(done)
     return len(failed_keys)
 
 
-def set_dir_times(path: bytes, times: tuple[int, int]) -> None:
-    faults.fail("utime", path)
-    os.utime(path, ns=times, follow_symlinks=False)
+def _apply_page(page, dest, retrier, audit, failed_keys, done, failed, touched
+                ) -> FatalError | None:
+    for key, path, times in page:
+        if key in failed_keys:
+            continue
+        try:
+            touched.update(retrier.call("dst", "mkdir", lambda: dest.ensure_dir(path)))
+            retrier.call("dst", "utime", lambda: dest.set_dir_times(path, times))
+            done.append(key)
+        except Interrupted:
+            return None
+        except FatalError as e:
+            return e
+        except OSError as e:
+            if is_fatal(e):
+                return FatalError(f"stopped: {describe(e)} on the destination (directory "
+                                  f"{os.fsdecode(path)!r}); what is done stays recorded")
+            failed.append((key, describe(e)))
+            failed_keys.add(key)
+            audit.event("dir", "failed", dst=path, error=describe(e))
+            log.warning("directory %s: %s", os.fsdecode(path), describe(e))
+    return None

@@ -25,7 +25,6 @@ file is copied again instead (see pipeline.py, "retry later").
 from __future__ import annotations
 
 import errno
-import itertools
 import logging
 import os
 import random
@@ -34,9 +33,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _core, faults
+from . import faults
 from .errors import FatalError, Interrupted, Restart, classify
-from .transfer import BATCH_DURABLE
+from .destination import Identity, write_probe
 
 log = logging.getLogger(__name__)
 
@@ -57,62 +56,29 @@ class Root:
     """SRC or DST, and how to tell that it still is the directory the run started with
     and that its server answers. A client may answer stat and listings of a share from
     its cache while the server is gone, so the writable side (DST) is probed with a real
-    round trip: a one-byte file created, closed (uncached mounts close only once the
-    server has the data) and removed."""
+    round trip (destination.write_probe)."""
 
     def __init__(self, label: str, path: bytes, writable: bool = False):
         self.label, self.path, self.writable = label, path, writable
-        st = os.stat(path)
-        self.identity = (st.st_dev, st.st_ino)
-        self.fs_type = _fs_type(path)
-
-    def _same(self, st: os.stat_result) -> bool:
-        """Still the directory of the start? A share that was remounted comes back with
-        a new device number but the same kind of filesystem; an unmounted one leaves
-        the mount point on the local filesystem below, of another kind. A local root
-        must be the very same directory."""
-        if (st.st_dev, st.st_ino) == self.identity:
-            return True
-        return self.fs_type not in BATCH_DURABLE and _fs_type(self.path) == self.fs_type
+        self._start = Identity(path)
+        self.identity = self._start.dev_ino
 
     def problem(self) -> str | None:
         """None if the root answers and is the same directory; else what is wrong."""
         try:
             faults.fail("probe", self.path)
-            st = os.stat(self.path)
-            if not self._same(st):
+            if not self._start.same(os.stat(self.path)):
                 return "no longer the directory it was at the start (unmounted?)"
             with os.scandir(self.path) as entries:
                 next(entries, None)
             if self.writable:
-                self._round_trip()
+                write_probe(self.path)
         except OSError as e:
             return f"{errno.errorcode.get(e.errno, e.errno)}: {e.strerror}"
         return None
 
-    _probes = itertools.count()
-
-    def _round_trip(self) -> None:
-        # A name of its own per probe: several threads may probe at once.
-        probe = os.path.join(self.path, b".fastsync-probe-%d-%d.tmp"
-                             % (os.getpid(), next(self._probes)))
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, b"\n")
-        finally:
-            os.close(fd)
-        os.unlink(probe)
-
     def __str__(self) -> str:
         return f"{self.label} {os.fsdecode(self.path)}"
-
-
-def _fs_type(path: bytes) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        return _core.filesystem_type(fd)
-    finally:
-        os.close(fd)
 
 
 class Retrier:

@@ -31,15 +31,6 @@ TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+(?:-\d+)?)\.tmp\Z")
 
 O_NOATIME = getattr(os, "O_NOATIME", 0)
 
-# Local filesystems on which one syncfs(2) makes everything written through this
-# machine durable: data, inodes and directory entries, so one call per batch can stand
-# in for an fsync per file. On network and FUSE filesystems that is not a promise the
-# server keeps (the SMB client sends no FLUSH for it), so there each file is fsynced
-# before its rename.
-BATCH_DURABLE = {0xEF53: "ext2/3/4", 0x58465342: "xfs", 0x9123683E: "btrfs",
-                 0xF2F52010: "f2fs", 0x2FC12FC1: "zfs", 0x01021994: "tmpfs"}
-
-
 def temp_path(dst: bytes) -> bytes:
     head, name = os.path.split(dst)
     digest = hashlib.blake2b(name, digest_size=8).hexdigest().encode()
@@ -82,6 +73,36 @@ def changed(before: tuple, after: tuple, bytes_read: int) -> bool:
             or before[9] != after[9])
 
 
+class SourceFile:
+    """A source file open for reading; reopened by path if its handle goes stale."""
+
+    def __init__(self, path: bytes):
+        self.path = path
+        self.fd, self.stat = open_source(path)
+
+    def read(self, pool: _core.BlockPool, index: int, offset: int, bucket) -> int:
+        """Fill pool block `index` from `offset`; fewer bytes than a block means the end."""
+        return _core.read_block(self.fd, pool, index, offset, bucket,
+                                faults.check("read", self.path))
+
+    def fstat(self) -> tuple:
+        faults.fail("stat", self.path)
+        return _core.fstat(self.fd)
+
+    def reopen(self) -> None:
+        # The old descriptor is closed only once the new one is open: if opening fails,
+        # self.fd stays a valid (stale) descriptor, not a number another thread may reuse.
+        new, _ = open_source(self.path)
+        old, self.fd = self.fd, new
+        try:
+            os.close(old)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 # ------------------------------------------------------------------ destination --
 
 class DirMaker:
@@ -97,6 +118,9 @@ class DirMaker:
 
     def device(self, directory: bytes) -> int:
         return self._dev[directory]
+
+    def known(self, directory: bytes) -> bool:
+        return directory in self._dev
 
     def ensure(self, directory: bytes) -> list[bytes]:
         """Make `directory` exist; return the directories whose content this changed."""
@@ -163,6 +187,40 @@ def reopen_temp(tmp: bytes, fd: int) -> int:
     return new
 
 
+class TempFile:
+    """The temporary a file is written to, beside its final name: written front to
+    back, given its times, flushed where the batch does not flush it, closed."""
+
+    def __init__(self, tmp: bytes, final: bytes, fd: int):
+        self.tmp, self.final, self.fd = tmp, final, fd
+        self.direct = False                 # written with O_DIRECT (set_direct)
+
+    def write(self, pool: _core.BlockPool, index: int, length: int, offset: int,
+              bucket) -> None:
+        _core.write_block(self.fd, pool, index, length, offset, bucket,
+                          faults.check("write", self.final))
+
+    def set_direct(self, on: bool) -> bool:
+        self.direct = set_direct(self.fd, on) and on
+        return self.direct == on
+
+    def flush_behind(self, offset: int, length: int, block_size: int) -> None:
+        """Start writeback of this block and wait for the previous one, so the page
+        cache holds at most about two blocks of the file. A write-back error here means
+        bytes already given to the kernel are lost: never retried in place."""
+        _core.flush_behind(self.fd, offset, length, offset - block_size, block_size)
+
+    def reopen(self) -> None:
+        self.fd = reopen_temp(self.tmp, self.fd)
+
+    def set_times(self, times: tuple[int, int]) -> None:
+        set_times(self.fd, self.final, times)
+
+    def close(self, fsync: bool) -> None:
+        fd, self.fd = self.fd, -1
+        close_temp(fd, self.final, fsync)
+
+
 def set_times(fd: int, final: bytes, times: tuple[int, int]) -> None:
     """Apply (atime_ns, mtime_ns) to the written temporary of `final`, after its last
     write (a later write would move mtime again)."""
@@ -182,30 +240,6 @@ def close_temp(fd: int, final: bytes, fsync: bool) -> None:
         os.close(fd)
         raise
     os.close(fd)   # on NFS and FUSE a delayed write error surfaces here
-
-
-def rename_into_place(tmp: bytes, dst: bytes, retrying: bool) -> None:
-    """rename(tmp, dst). On a retry after a lost reply (the rename went through, the
-    answer did not come back), a missing tmp with dst present counts as done."""
-    faults.fail("rename", dst)
-    try:
-        os.rename(tmp, dst)
-    except FileNotFoundError:
-        if not (retrying and os.path.lexists(dst) and not os.path.lexists(tmp)):
-            raise
-
-
-def discard_temp(fd: int, tmp: bytes) -> None:
-    """Best-effort cleanup of an abandoned copy (the error that caused it is reported)."""
-    if fd >= 0:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    try:
-        os.unlink(tmp)
-    except OSError:
-        pass
 
 
 def make_symlink(target: bytes, tmp: bytes, final: bytes, times: tuple[int, int]) -> None:

@@ -107,8 +107,8 @@ def test_a_source_replaced_when_it_is_reopened_is_not_mixed_into_the_copy(tree, 
                                                                            monkeypatch):
     """ESTALE, and the file found again by path is another one of the same size and
     mtime: the copy must not mix the two; it is discarded and done again."""
-    import fastsync.pipeline as pipeline
-    real, calls = pipeline.open_source, []
+    import fastsync.transfer as transfer
+    real, calls = transfer.open_source, []
     st = os.stat(tree.src / "big.bin")
     replacement = os.urandom(st.st_size)
 
@@ -120,7 +120,7 @@ def test_a_source_replaced_when_it_is_reopened_is_not_mixed_into_the_copy(tree, 
             os.utime(tree.src / "big.bin.new", ns=(st.st_atime_ns, st.st_mtime_ns))
             os.rename(tree.src / "big.bin.new", tree.src / "big.bin")
         return real(path)
-    monkeypatch.setattr(pipeline, "open_source", open_source)
+    monkeypatch.setattr(transfer, "open_source", open_source)
     plan("read@big.bin:ok,ESTALE")
     assert main(tree.args(*FAST)) == EXIT_OK
     assert (tree.dst / "big.bin").read_bytes() == replacement

@@ -6,7 +6,7 @@ import threading
 import time
 import types
 
-from fastsync import _core, pipeline
+from fastsync import _core, transfer
 from fastsync.catalog import Catalog
 from fastsync.config import Config
 from fastsync.errors import FatalError
@@ -43,7 +43,7 @@ def test_catalog_failure_while_the_writer_is_slow_ends_the_run(pair, monkeypatch
     slow = types.SimpleNamespace(**{k: getattr(_core, k) for k in dir(_core)
                                     if not k.startswith("__")})
     slow.write_block = slow_write
-    monkeypatch.setattr(pipeline, "_core", slow)
+    monkeypatch.setattr(transfer, "_core", slow)
 
     def full_catalog(self, *args, **kw):
         raise FatalError("catalog 'c.db': database or disk is full")

@@ -1,0 +1,215 @@
+"""Finishing: files the writers are done with become `synced` in batches, once durable.
+
+A writer hands over each file it took on, written or failed. Where one syncfs per batch
+is a real flush (a local disk), the writer has closed the temporary, and a batch then
+goes: DST's identity checked -> syncfs (the data) -> renames into place -> syncfs (the
+renames). Where it is not (NFS, SMB, FUSE), the writer has already fsynced, closed and
+renamed the file itself, so those round trips overlap across files; the batch then
+makes each directory's renames durable, once per directory. Either way DST's identity is
+checked again before recording: a batch that met an unmount is copied again, never
+recorded as synced. Then audit lines, then one catalog transaction, then the counters.
+
+A failure that may pass (the source changed while read, a transient error outlasted its
+retries, a flush failed) is copied again later in the same run, up to FILE_RETRIES
+times: `Again` holds those until they are due and tells the readers when none can come.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from .catalog import Catalog, Outcome, PendingFile
+from .errors import FatalError, Interrupted, Restart, describe, may_pass
+
+log = logging.getLogger(__name__)
+
+FILE_RETRIES = 3         # copies of one file again in the same run after a passing failure
+AGAIN_AFTER = (5, 15, 45)   # ... after this many times --retry-delay seconds
+POLL = 0.2
+
+_ERRORS = (OSError, Interrupted, FatalError)
+
+
+class Again:
+    """Files to copy again later in this run, and how many taken-on files are not yet
+    settled (so a reader knows whether one may still come back)."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self._heap: list = []           # (due, seq, entry, retries)
+        self._order = itertools.count()
+        self._sent = 0                  # files taken on by the readers
+        self._settled = 0               # files the finisher is done with
+        self._cond = threading.Condition()
+
+    def taken(self) -> None:
+        with self._cond:
+            self._sent += 1
+
+    def settled(self, n: int) -> None:
+        with self._cond:
+            self._settled += n
+            self._cond.notify_all()
+
+    def later(self, entry: PendingFile, retries: int) -> None:
+        due = time.monotonic() + AGAIN_AFTER[retries] * self.delay
+        with self._cond:
+            heapq.heappush(self._heap, (due, next(self._order), entry, retries + 1))
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def next(self, going: Callable[[], bool]) -> tuple[PendingFile, int] | None:
+        """The next file to copy again once it is due; None when none can come any more
+        (every file taken on is settled) or `going()` turns false."""
+        with self._cond:
+            while going():
+                if self._heap:
+                    due, _, entry, retries = self._heap[0]
+                    if due <= time.monotonic():
+                        heapq.heappop(self._heap)
+                        return entry, retries
+                    self._cond.wait(min(due - time.monotonic(), POLL))
+                elif self._settled >= self._sent:
+                    return None
+                else:
+                    self._cond.wait(POLL)
+        return None
+
+
+class Finisher:
+    def __init__(self, dest, catalog: Catalog, audit, retrier, again: Again, stats, *,
+                 algo: str, run_id: int, settle: Callable[[BaseException], BaseException],
+                 stopping: Callable[[], bool], verbose: bool = False):
+        self.dest, self.catalog, self.audit = dest, catalog, audit
+        self.retrier, self.again, self.stats = retrier, again, stats
+        self.algo, self.run_id, self.verbose = algo, run_id, verbose
+        self.settle, self.stopping = settle, stopping
+
+    def commit(self, batch: list) -> None:
+        """batch: (job, error or None) pairs; a job without error is fully written
+        (and renamed already if job.renamed)."""
+        errors = {id(job): error for job, error in batch if error is not None}
+        ready = [job for job, error in batch if error is None]
+
+        def fail(jobs, error_for, discard=True):
+            for job in jobs:
+                if discard and not job.renamed:
+                    self.dest.discard(-1, job.tmp)
+                errors[id(job)] = self.settle(error_for(job))
+            gone = {id(job) for job in jobs}
+            return [job for job in ready if id(job) not in gone]
+
+        batched = [job for job in ready if not job.renamed]
+        if batched:
+            try:
+                self.retrier.call("dst", "check", self.dest.check)
+            except _ERRORS as e:
+                ready = fail(batched, lambda job: e if isinstance(e, (Interrupted,
+                             FatalError, Restart)) else Restart(e.errno, e.strerror))
+                batched = []
+        if batched:
+            try:
+                self.dest.syncfs()
+            except OSError as e:   # which file failed is unknown: none it covers is done
+                ready = fail(batched, lambda job: OSError(
+                    e.errno, f"destination write-back failed: {e.strerror}"))
+                batched = []
+        renamed = []
+        for job in batched:
+            try:
+                self.rename(job)
+                renamed.append(job)
+            except _ERRORS as e:
+                ready = fail([job], lambda job: e)
+        if renamed:
+            try:
+                self.dest.syncfs()
+            except OSError as e:   # data is complete, but the renames may not survive
+                ready = fail(renamed, lambda job: OSError(
+                    e.errno, f"destination sync failed: {e.strerror}"), discard=False)
+        ready = self._sync_directories(ready, fail)
+        if ready:
+            try:
+                self.dest.check()
+            except OSError as e:   # the renames may have gone to an unmount's mount point
+                ready = fail(ready, lambda job: Restart(e.errno, e.strerror),
+                             discard=False)
+        self._record(batch, errors)
+
+    def _sync_directories(self, ready: list, fail) -> list:
+        """Make renames the writers did durable: one fsync per directory."""
+        by_dir: dict[bytes, list] = {}
+        for job in ready:
+            if job.renamed:
+                by_dir.setdefault(os.path.dirname(job.entry.dst), []).append(job)
+        for directory, jobs in by_dir.items():
+            try:
+                self.dest.sync_dir(directory)
+            except OSError as e:
+                ready = fail(jobs, lambda job: e, discard=False)
+        return ready
+
+    def rename(self, job) -> None:
+        """Rename a written temporary into place (under the retrier)."""
+        attempts = []
+
+        def rename():
+            attempts.append(1)
+            self.dest.rename(job.tmp, job.entry.dst, retrying=len(attempts) > 1)
+        self.retrier.call("dst", "rename", rename)
+        job.renamed = True
+
+    def _record(self, batch: list, errors: dict) -> None:
+        outcomes, touched = [], set()
+        for job, _ in batch:
+            touched.update(job.touched)         # mkdir changed them
+            error = errors.get(id(job))
+            if isinstance(error, Interrupted):
+                continue            # not an outcome: the file simply stays pending
+            if error is None:
+                touched.add(os.path.dirname(job.entry.dst))
+            outcomes.append(self._outcome(job, error))
+        # Audit first: a crash in between leaves an audit line for a file still pending
+        # (copied again later), never a synced file without its audit line.
+        self.audit.flush()
+        self.catalog.record(self.run_id, outcomes, self.algo, sorted(touched))
+        stats = self.stats
+        for outcome in outcomes:        # counted once recorded, not before
+            if outcome.ok:
+                stats.files_done += 1
+                stats.bytes_done += outcome.size if outcome.hash is not None else 0
+            elif outcome.final:
+                stats.files_failed += 1
+            else:
+                stats.files_retried += 1
+        self.again.settled(len(batch))
+
+    def _outcome(self, job, error: BaseException | None) -> Outcome:
+        entry = job.entry
+        op = "link" if entry.kind == "symlink" else "copy"
+        if error is None:
+            size = len(entry.link_target) if entry.kind == "symlink" else job.stat[1]
+            self.audit.event(op, "ok", src=entry.src, dst=entry.dst, size=size,
+                             hash=f"{self.algo}:{job.hash}" if job.hash else None)
+            if self.verbose:
+                log.info("%s %s", "linked" if op == "link" else "copied",
+                         os.fsdecode(entry.src))
+            return Outcome(entry.key, True, size=size, hash=job.hash, stat=job.stat)
+        message = describe(error)
+        again = may_pass(error) and job.retries < FILE_RETRIES and not self.stopping()
+        self.audit.event(op, "failed", src=entry.src, dst=entry.dst, size=entry.size,
+                         error=message, retry="later in this run" if again else None)
+        log.warning("failed: %s: %s%s", os.fsdecode(entry.src), message,
+                    "; will copy it again later in this run" if again else "")
+        if again:
+            self.again.later(entry, job.retries)
+        return Outcome(entry.key, False, error=message, final=not again)
