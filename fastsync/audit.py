@@ -7,7 +7,9 @@ omitted.
 
 Paths are written as UTF-8. A name that is not valid UTF-8 keeps its raw bytes as
 \\udcXX escapes (Python's surrogateescape), which any JSON parser reads back and
-os.fsencode turns into the exact original bytes.
+os.fsencode turns into the exact original bytes. The characters some readers take for
+line breaks besides "\\n" (U+0085, U+2028, U+2029; Python's str.splitlines does) are
+written as JSON escapes too, so a record is one line however the log is split.
 
 Lines are collected in memory until flush() (the finisher flushes before it records a
 batch in the catalog) or until 64 KiB are waiting, and then go out in one write() of
@@ -27,6 +29,10 @@ from datetime import datetime, timezone
 from .errors import FatalError
 
 BATCH = 1 << 16     # bytes of lines that may wait for a flush
+
+# JSON allows these raw inside strings, but str.splitlines() and some editors break
+# lines there. Outside strings json.dumps never produces them.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def _text(value):
@@ -66,6 +72,8 @@ class AuditLog:
             if value is not None:
                 record[key] = _text(value)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        if not line.isascii():
+            line = line.translate(_LINE_BREAKS)
         # backslashreplace turns a lone surrogate into the JSON escape \udcXX
         data = (line + "\n").encode("utf-8", "backslashreplace")
         with self._lock:

@@ -58,7 +58,8 @@ def test_every_line_is_a_json_record_with_the_documented_fields(log):
 
 @pytest.mark.parametrize("path", [
     b"/plain/ascii", "/ünïcode/名前".encode(), b"/latin1/caf\xe9", b"/bad/\xff\xfe",
-    b"/surrogate/\xed\xa0\x80", b"/nl/a\nb\rc", b"/quote/\"\\'", b"/literal/\\udcff"])
+    b"/surrogate/\xed\xa0\x80", b"/nl/a\nb\rc", b"/quote/\"\\'", b"/literal/\\udcff",
+    "/separators/a\u2028b\u2029c\x85d\x1ce\x0bf".encode()])
 def test_paths_round_trip_exactly_one_line_per_record(log, path):
     audit = AuditLog(str(log))
     audit.event("copy", "ok", src=path, dst=path + b".dst")
