@@ -8,6 +8,11 @@ anything, and again every 100 deletions, SRC must still be the same directory it
 when the run started and must not be empty: an unmounted share looks like an empty
 directory, and without this check it would look like "everything was deleted".
 Directories are removed only when empty, deepest first, after their content.
+
+An entry that cannot be deleted (or looked at) is kept and counted as failed; the others
+go on. An error that no further deletion can get past (EROFS, ENOSPC, EDQUOT: see
+errors.py) stops mirroring at once with a FatalError (exit status 3); what was deleted
+before it is recorded first.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import threading
 from dataclasses import dataclass
 
 from .catalog import Catalog
-from .errors import describe
+from .errors import FatalError, describe, is_fatal
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +105,11 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
                 continue
             try:
                 st = os.lstat(path)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 gone.append(path)
+                continue
+            except OSError as e:
+                _failed(result, audit, path, e)
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
             if is_dir != (kind == "dir"):
@@ -117,9 +125,7 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
                     result.kept += 1
                     log.info("kept %s: directory not empty", os.fsdecode(path))
                     continue
-                result.failed += 1
-                audit.event("delete", "failed", dst=path, error=describe(e))
-                log.warning("cannot delete %s: %s", os.fsdecode(path), describe(e))
+                _failed(result, audit, path, e)
                 continue
             result.deleted += 1
             unrecorded += 1
@@ -134,3 +140,14 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
     finally:
         flush()
     return result
+
+
+def _failed(result: MirrorResult, audit, path: bytes, error: OSError) -> None:
+    """Count and tell a failed entry; stop the run if no other can succeed."""
+    result.failed += 1
+    audit.event("delete", "failed", dst=path, error=describe(error))
+    if is_fatal(error):
+        raise FatalError(f"stopped deleting extras: {describe(error)} on the destination "
+                         f"({os.fsdecode(path)!r}); {result.deleted:,} deleted before it "
+                         f"are recorded") from None
+    log.warning("cannot delete %s: %s", os.fsdecode(path), describe(error))
