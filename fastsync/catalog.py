@@ -249,18 +249,33 @@ class Catalog:
 
     @contextmanager
     def _tx(self):
-        """One write transaction; any SQLite failure becomes a FatalError naming the file."""
+        """One write transaction; any SQLite failure becomes a FatalError naming the file.
+
+        Whatever fails, the body or the COMMIT itself (a full disk, an I/O error, a
+        deferred constraint), the transaction is rolled back: SQLite leaves it open after
+        a failed COMMIT, and every later BEGIN would fail."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
             except sqlite3.Error as e:
                 raise FatalError(f"catalog {self.path!r}: {e}") from None
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException as e:
+                self._rollback()
+                if isinstance(e, sqlite3.Error):
+                    raise FatalError(f"catalog {self.path!r}: {e}") from None
+                raise
+
+    def _rollback(self) -> None:
+        """End the open transaction, if SQLite has not already (it rolls back by itself
+        after some errors); a failure here must not hide the error that led to it."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     def _query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
         with self._lock:

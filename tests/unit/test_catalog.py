@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from fastsync.catalog import (APPLICATION_ID, Catalog, Outcome, from_db, to_db)
-from fastsync.errors import CatalogError, CatalogLocked
+from fastsync.errors import CatalogError, CatalogLocked, FatalError
 
 SRC, DST = b"/data/src", b"/data/dst"
 SPEC_COLUMNS = {"src_path", "dst_path", "created", "changed", "modified", "permissions",
@@ -252,3 +252,20 @@ def test_extras_are_destination_entries_without_a_source_row(cat):
          [dst_row(b"", 0, 5, "dir"), dst_row(b"/keep"), dst_row(b"/x", 0, 1, "dir"),
           dst_row(b"/x/junk")])
     assert list(cat.iter_extras()) == [(DST + b"/x/junk", "file"), (DST + b"/x", "dir")]
+
+
+def test_a_failed_commit_is_rolled_back_and_later_transactions_work(cat, db):
+    """A COMMIT can fail (here a deferred foreign key, checked only at COMMIT): the
+    transaction must be rolled back, or every later BEGIN fails with "cannot start a
+    transaction within a transaction" and the run cannot even record how it ended."""
+    sql(db, "CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    sql(db, "CREATE TABLE child (parent INTEGER REFERENCES parent (id)"
+            " DEFERRABLE INITIALLY DEFERRED)")
+    cat._conn.execute("PRAGMA foreign_keys = ON")
+    with pytest.raises(FatalError, match="FOREIGN KEY constraint failed"):
+        with cat._tx() as c:
+            c.execute("INSERT INTO child VALUES (42)")      # fine until COMMIT
+    assert cat._query("SELECT count(*) FROM child") == [(0,)]
+    run = cat.start_run("scan", "sha256", "test")               # a later transaction
+    cat.finish_run(run, "failed")
+    assert cat._query("SELECT status FROM runs WHERE id = ?", (run,)) == [("failed",)]
