@@ -6,6 +6,11 @@ one command (README, "Performance"):
 Every bench adds rows to one table, printed at the end with each peer's figure beside
 fastsync's and the ratio. MB = 10**6 bytes. The network-share benches run only when the
 testbed (../shared/testbed) is up; they say so when skipped.
+
+Side-by-side comparisons share one method (helpers below): every contender copies into a
+fresh directory (Fresh) from the same cache state (drop_caches, warm), in interleaved
+rounds whose order rotates (interleaved); wall and CPU seconds come from wait4
+(run_timed); summarise turns the rounds into medians and ratios to a baseline tool.
 """
 
 import os
@@ -111,19 +116,66 @@ class Fresh:
         return path
 
 
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.children_user + t.children_system
-
-
 def run_timed(argv: list[str], cwd: Path | None = None, ok=(0,)) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user+sys) of a command and its children."""
-    before = cpu_seconds()
+    """Wall seconds and CPU seconds (user+sys) of a command and every child it waited
+    for (rsync's receiver, the `sync` after it, the one-file binary's child), from wait4."""
     start = time.perf_counter()
-    rc = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL).returncode
-    if rc not in ok:
-        raise AssertionError(f"{argv[0]} exited {rc}")
-    return time.perf_counter() - start, cpu_seconds() - before
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in ok:
+        raise AssertionError(f"{argv[0]} exited {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def drop_caches() -> None:
+    """Nothing dirty, then page cache, dentries and inodes dropped (needs root)."""
+    subprocess.run(["sync"], check=True)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except PermissionError:
+        pytest.fail("the benches drop the page cache before every timed copy: run as root")
+
+
+def warm(root: Path) -> None:
+    """Read every file under root once: its data and metadata are then in memory."""
+    buf = bytearray(MiB)
+    for d, _, names in os.walk(root):
+        for n in names:
+            with open(os.path.join(d, n), "rb", buffering=0) as f:
+                while f.readinto(buf):
+                    pass
+
+
+def interleaved(tools: list[str], rounds: int):
+    """(round, tool) in running order: each round runs every tool once, and each round
+    starts one tool later, so with rounds = len(tools) every tool runs first, second, ...
+    once and order effects (writeback of the previous copy, a warmer disk) cancel."""
+    for r in range(rounds):
+        k = r % len(tools)
+        for tool in tools[k:] + tools[:k]:
+            yield r, tool
+
+
+def summarise(runs: dict[str, list[tuple[float, float]]], files: int, total: int,
+              baseline: str, label: str, first: str = "files/s") -> dict[str, dict]:
+    """Figures per tool from its (wall s, CPU s) runs: medians over the rounds (files/s and
+    MB/s from the median wall), CPU µs per file, and files/s and CPU relative to baseline.
+    `first` is printed first (the table's fastsync/this ratio is taken on it)."""
+    out = {}
+    for tool, pairs in runs.items():
+        wall, cpu = median([w for w, _ in pairs]), median([c for _, c in pairs])
+        rates = {"files/s": files / wall, "MB/s": total / wall / MB}
+        out[tool] = {first: rates[first], **rates, "wall s": wall,
+                     "wall min-max": f"{min(w for w, _ in pairs):.2f}-"
+                                     f"{max(w for w, _ in pairs):.2f}",
+                     "CPU s": cpu, "CPU µs/file": cpu / files * 1e6}
+    base = out[baseline]
+    for figures in out.values():
+        figures[f"files/s / {label}"] = figures["files/s"] / base["files/s"]
+        figures[f"CPU / {label}"] = figures["CPU s"] / base["CPU s"] if base["CPU s"] else 0.0
+    return out
 
 
 def fastsync_cmd() -> list[str]:

@@ -1,24 +1,41 @@
-"""fastsync beside `cp -a` and `rsync -a` on local disk: same data, same run.
+"""fastsync beside `rsync -a` and `cp -a` on local disk: same data, same run, same method.
 
 Three trees: large files (4 x 512 MiB), a mixed tree (64 files, 4 KiB to 256 MiB in a
-geometric ladder) and a small-file tree (20,000 files of 1-64 KiB in 200 directories).
-fastsync flushes what it writes before it reports a file done, so `cp -a` is timed
-together with a `sync`; rsync is timed as is (rsync -a does not flush) and once more with
-a `sync` after it. Each round copies into a fresh directory after a `sync` (not timed);
-the source stays in the page cache for every tool alike. Figures are medians of the
-rounds; CPU seconds are user + system of the tool and its children.
+geometric ladder) and small files (FASTSYNC_BENCH_SMALL_FILES, default 20,000, of
+1-16 KiB in 200 directories).
+
+The method is the same for every contender:
+- every copy goes into a fresh, never-used directory, and nothing is deleted until every
+  timing is done (on this journal-less root ext4 a copy made right after a tree was
+  deleted runs several times slower, DESIGN.md);
+- before each copy, untimed: `sync`, drop the page, dentry and inode caches, then read the
+  whole source once; every copy starts with the source in memory and nothing dirty;
+- fastsync (default options: sha256, 2 streams) makes its copy durable itself before it
+  records a file done; `rsync -a` and `cp -a` are timed together with a `sync`;
+- rounds are interleaved, each round starting one contender later
+  (FASTSYNC_BENCH_ROUNDS, default 3: each contender runs first, second and third once);
+- every copy is checked (files and bytes), untimed, right after it is made.
+
+Figures: medians over the rounds of wall seconds (files/s and MB/s from it) and CPU
+seconds (user + system of the contender and every child it waited for, from wait4; the
+kernel's flusher threads that write back for `sync` are not in it, the writeback that
+fastsync's own fsync/syncfs does in its thread is), CPU µs per file, and files/s and CPU
+relative to `rsync -a` + `sync`.
 """
 
+import os
 import random
 import shutil
-import subprocess
 
 import pytest
 
-from .conftest import (MB, MiB, Fresh, fastsync_cmd, make_tree, median, report, run_timed,
-                       tree_size)
+from .conftest import (MiB, Fresh, drop_caches, fastsync_cmd, interleaved, make_tree,
+                       report, run_timed, summarise, tree_size, warm)
 
-ROUNDS = 3
+ROUNDS = int(os.environ.get("FASTSYNC_BENCH_ROUNDS", "3"))
+SMALL_FILES = int(os.environ.get("FASTSYNC_BENCH_SMALL_FILES", "20000"))
+TOOLS = ["fastsync", "rsync -a + sync", "cp -a + sync"]
+BASELINE, BASELINE_LABEL = "rsync -a + sync", "rsync+sync"
 
 
 def large():
@@ -33,14 +50,14 @@ def mixed():
 
 def small():
     rng = random.Random(7)
-    return [(f"small/a{i % 20:02d}/b{i // 20 % 10}/f{i:05d}.dat", rng.randint(1024, 65536))
-            for i in range(20_000)]
+    return [(f"small/a{i % 20:02d}/b{i // 20 % 10}/f{i:05d}.dat", rng.randint(1024, 16384))
+            for i in range(SMALL_FILES)]
 
 
-PROFILES = {"large": ("large 4 x 512 MiB", large),
-            "mixed": ("mixed 64 files 4 KiB-256 MiB", mixed),
-            "small": ("small 20,000 files 1-64 KiB", small)}
-TOOLS = ["fastsync sha256", "cp -a + sync", "rsync -a", "rsync -a + sync"]
+# profile -> (table title, plan, the figure printed first)
+PROFILES = {"large": ("large 4 x 512 MiB", large, "MB/s"),
+            "mixed": ("mixed 64 files 4 KiB-256 MiB", mixed, "MB/s"),
+            "small": (f"small {SMALL_FILES:,} files 1-16 KiB", small, "files/s")}
 
 
 @pytest.fixture(scope="module")
@@ -58,46 +75,35 @@ def trees(tmp_path_factory):
 
 
 def command(tool, src, dst, work):
-    if tool.startswith("fastsync"):
+    if tool == "fastsync":
         return [*fastsync_cmd(), "-q", "--db", str(work / "c.db"), "--log",
                 str(work / "a.log"), str(src), str(dst)]
     if tool == "cp -a + sync":
         return ["sh", "-c", f"cp -a '{src}/.' '{dst}/' && sync"]
-    if tool == "rsync -a":
-        return ["rsync", "-a", f"{src}/", f"{dst}/"]
     return ["sh", "-c", f"rsync -a '{src}/' '{dst}/' && sync"]
 
 
-@pytest.mark.parametrize("tool", TOOLS)
 @pytest.mark.parametrize("profile", list(PROFILES))
-def test_local_copy(benchmark, trees, profile, tool):
-    if "rsync" in tool and shutil.which("rsync") is None:
+def test_local_copy(trees, profile):
+    if shutil.which("rsync") is None:
         pytest.fail("rsync is not installed: apt-get install rsync")
     root, get = trees
     src, total, nfiles = get(profile)
-    fresh = Fresh(root, f"{profile}-{tool.split()[0]}-{len(tool)}")
-    walls, cpus, copied, last = [], [], [], []
-
-    def setup():
-        # the previous round's copy is checked and deleted before this round (untimed)
-        if last:
-            copied.append(tree_size(last[0])[1])
-            shutil.rmtree(last.pop())
+    title, _, first = PROFILES[profile]
+    runs_dir = root / f"{profile}-runs"
+    runs_dir.mkdir()
+    fresh = Fresh(runs_dir, "run")
+    runs = {tool: [] for tool in TOOLS}
+    for _, tool in interleaved(TOOLS, ROUNDS):
         dst, work = fresh(), fresh()
-        last.append(dst)
-        subprocess.run(["sync"], check=True)
-        return (dst, work), {}
-
-    def once(dst, work):
-        wall, cpu = run_timed(command(tool, src, dst, work))
-        walls.append(wall)
-        cpus.append(cpu)
-
-    benchmark.pedantic(once, setup=setup, rounds=ROUNDS, warmup_rounds=0)
-    setup()
-    wall = median(walls)
-    assert copied == [total] * ROUNDS, f"{tool} copied {copied} of {total} bytes"
-    figures = {"MB/s": total / wall / MB, "files/s": nfiles / wall, "CPU s": median(cpus),
-               "wall s": wall}
-    report(f"local {PROFILES[profile][0]} (median of {ROUNDS})", tool, **figures)
-    benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
+        drop_caches()
+        warm(src)
+        runs[tool].append(run_timed(command(tool, src, dst, work)))
+        copied = tree_size(dst)
+        assert copied == (nfiles, total), f"{tool} copied {copied}, not {(nfiles, total)}"
+    # every timing is done: only now are the copies deleted
+    shutil.rmtree(runs_dir)
+    group = f"local {title} (median of {ROUNDS}, interleaved, fresh dirs)"
+    for tool, figures in summarise(runs, nfiles, total, BASELINE, BASELINE_LABEL,
+                                   first).items():
+        report(group, tool, **figures)

@@ -17,30 +17,25 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, assert_same_tree, wait_for, write
+from ..conftest import assert_same_tree, wait_for, write
 
-def find_testbed() -> Path | None:
-    """../shared/testbed beside the checkout, or $FASTSYNC_TESTBED."""
-    for candidate in (os.environ.get("FASTSYNC_TESTBED"), ROOT.parent / "shared" / "testbed",
-                      "/work/shared/testbed"):
-        if candidate and (Path(candidate) / "up.sh").exists():
-            return Path(candidate)
-    return None
-
-
-TESTBED = find_testbed()
+# ../shared/testbed beside the checkout (this file is two levels below its root)
+TESTBED = (Path(__file__).resolve().parents[2] / ".." / "shared" / "testbed").resolve()
 STATE = Path("/run/fs-testbed")
 MNT_DST = Path("/mnt/fs-dst")
 EXPORT_DST = Path("/srv/fs-testbed/dst")
 
 
-def is_testbed_up() -> bool:
-    return (TESTBED is not None and (STATE / "pids").exists() and os.path.ismount(MNT_DST)
-            and EXPORT_DST.is_dir())
+def not_up() -> str | None:
+    """Why the testbed cannot be used, or None."""
+    if not (TESTBED / "up.sh").exists():
+        return f"no testbed at {TESTBED} (expected ../shared/testbed beside the checkout)"
+    if not ((STATE / "pids").exists() and os.path.ismount(MNT_DST) and EXPORT_DST.is_dir()):
+        return f"the testbed is not up ({MNT_DST} not mounted): {TESTBED}/up.sh 500mbit"
+    return None
 
 
-pytestmark = pytest.mark.skipif(not is_testbed_up(),
-                                reason="testbed not up (../shared/testbed/up.sh 500mbit)")
+pytestmark = pytest.mark.skipif(not_up() is not None, reason=str(not_up()))
 
 
 def pid_of(name: str) -> int:
