@@ -95,20 +95,20 @@ class Finisher:
         self.settle, self.stopping = settle, stopping
 
     def commit(self, batch: list) -> None:
-        """batch: (job, error or None) pairs; a job without error is fully written
-        (and renamed already if job.renamed)."""
+        """batch: (job, error or None) pairs; a job without error is fully written,
+        and renamed already if it is one the batch syncfs does not cover (own_fsync)."""
         errors = {id(job): error for job, error in batch if error is not None}
         ready = [job for job, error in batch if error is None]
 
         def fail(jobs, error_for, discard=True):
             for job in jobs:
-                if discard and not job.renamed:
+                if discard:
                     self.dest.discard(-1, job.tmp)
                 errors[id(job)] = self.settle(error_for(job))
             gone = {id(job) for job in jobs}
             return [job for job in ready if id(job) not in gone]
 
-        batched = [job for job in ready if not job.renamed]
+        batched = [job for job in ready if not job.own_fsync]
         if batched:
             try:
                 self.retrier.call("dst", "check", self.dest.check)
@@ -149,7 +149,7 @@ class Finisher:
         """Make renames the writers did durable: one fsync per directory."""
         by_dir: dict[bytes, list] = {}
         for job in ready:
-            if job.renamed:
+            if job.own_fsync:
                 by_dir.setdefault(os.path.dirname(job.entry.dst), []).append(job)
         for directory, jobs in by_dir.items():
             try:
@@ -166,7 +166,6 @@ class Finisher:
             attempts.append(1)
             self.dest.rename(job.tmp, job.entry.dst, retrying=len(attempts) > 1)
         self.retrier.call("dst", "rename", rename)
-        job.renamed = True
 
     def _record(self, batch: list, errors: dict) -> None:
         outcomes, touched = [], set()

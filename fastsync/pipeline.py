@@ -71,8 +71,8 @@ class FileJob:
     cancelled: bool = False            # set by the writer: stop reading this file
     writer: int | None = None          # the writer that holds it (fifo.py)
     touched: list = field(default_factory=list)   # dst dirs whose content changed
-    own_fsync: bool = False            # not covered by the batch syncfs: fsync it
-    renamed: bool = False              # under its final name (own_fsync files)
+    own_fsync: bool = False            # not covered by the batch syncfs: the writer
+                                       # fsyncs and renames it itself
 
     @property
     def times(self) -> tuple[int, int]:
@@ -393,7 +393,11 @@ class Pipeline:
             self.direct = False
             temp.set_direct(False)
             self._write_block(temp, block)
-        if not temp.direct:      # O_DIRECT leaves nothing dirty to write back
+        # Write-back as it goes, so a cap holds on the wire and the page cache holds
+        # little of a large file; O_DIRECT leaves nothing dirty, and an unpaced file of
+        # one block is flushed with its batch anyway (a syscall per small file saved).
+        if not (temp.direct or (block.offset == 0 and block.last
+                                and self.write_bucket is None)):
             temp.flush_behind(block.offset, block.length, self.pool.block_size)
         job.written += block.length
         self._count("bytes_written", block.length)
