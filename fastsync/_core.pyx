@@ -335,8 +335,11 @@ def _set_write_cap_for_tests(cap):
 
 
 def read_block(int fd, BlockPool pool not None, Py_ssize_t index, int64_t offset,
-               TokenBucket bucket=None, int fault=0):
-    """Fill block `index` from fd at file offset `offset` until full or end of file.
+               TokenBucket bucket=None, int fault=0, Py_ssize_t limit=-1):
+    """Fill block `index` from fd at file offset `offset` until full (or `limit` bytes,
+    if given and smaller) or end of file. A caller that knows the file's size passes
+    what is left of it as `limit`: no further read (a round trip on a share) is spent
+    on finding the end.
 
     Returns the number of bytes read; 0 means end of file. Reads are positional (pread),
     so a retry, or a read from a reopened fd, repeats exactly. Short reads (common on
@@ -345,7 +348,8 @@ def read_block(int fd, BlockPool pool not None, Py_ssize_t index, int64_t offset
     `fault` (tests only, see faults.py): fail the first system call with this errno.
     """
     cdef char *buf = pool._slot(index)
-    cdef Py_ssize_t want = pool.block_size, got = 0, step
+    cdef Py_ssize_t want = limit if 0 <= limit < pool.block_size else pool.block_size
+    cdef Py_ssize_t got = 0, step
     cdef Py_ssize_t piece = bucket.slice if bucket is not None else want
     cdef ssize_t n
     cdef int err = 0, e

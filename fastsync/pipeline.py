@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import _core
+from .backlog import Striped
 from .catalog import Catalog, PendingFile
 from .destination import LocalDestination
 from .errors import FatalError, Interrupted, SourceChanged, is_fatal
@@ -273,7 +274,7 @@ class Pipeline:
     def _next_entry(self) -> PendingFile | None:
         with self._backlog_lock:
             if self._backlog is None:
-                self._backlog = self.catalog.iter_backlog()
+                self._backlog = Striped(self.catalog.iter_backlog())
             return next(self._backlog, None)
 
     def _take(self, entry: PendingFile, retries: int) -> None:
@@ -310,12 +311,11 @@ class Pipeline:
                 if job.cancelled:
                     return          # the writer failed this file and reported it
                 index = self._acquire()
-                n = retrier.call("src", "read", lambda: src.read(
+                n, last = retrier.call("src", "read", lambda: src.read(
                     self.pool, index, offset, self.read_bucket), stale=src.reopen)
                 if n:
                     digest.update(self.pool.view(index)[:n])
                 self._count("bytes_read", n)
-                last = n < self.pool.block_size
                 if last:
                     end = retrier.call("src", "stat", src.fstat, stale=src.reopen)
                     if changed(job.stat, end, offset + n):

@@ -80,10 +80,16 @@ class SourceFile:
         self.path = path
         self.fd, self.stat = open_source(path)
 
-    def read(self, pool: _core.BlockPool, index: int, offset: int, bucket) -> int:
-        """Fill pool block `index` from `offset`; fewer bytes than a block means the end."""
-        return _core.read_block(self.fd, pool, index, offset, bucket,
-                                faults.check("read", self.path))
+    def read(self, pool: _core.BlockPool, index: int, offset: int, bucket) -> tuple[int, bool]:
+        """Fill pool block `index` from `offset`: (bytes read, whether that was the end).
+        Reads stop at the size the file had when opened, so finding the end costs no
+        extra read (a round trip on a share); a file that grew since is caught by the
+        check of its metadata after the last block (changed())."""
+        size = self.stat[1]
+        want = max(size - offset, 0)
+        n = _core.read_block(self.fd, pool, index, offset, bucket,
+                             faults.check("read", self.path), want)
+        return n, n < min(want, pool.block_size) or offset + n >= size
 
     def fstat(self) -> tuple:
         faults.fail("stat", self.path)

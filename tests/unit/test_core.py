@@ -96,6 +96,25 @@ def test_read_block_of_an_exact_multiple_ends_with_an_empty_read(tmp_path):
         os.close(fd)
 
 
+def test_read_block_stops_at_a_limit_smaller_than_the_block(tmp_path):
+    """A reader that knows the size asks for what is left: the read stops there (no
+    further read to find the end), and a limit of 0 reads nothing."""
+    path = tmp_path / "f"
+    data = os.urandom(10_000)
+    path.write_bytes(data)
+    pool = _core.BlockPool(1, 8192)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _core.read_block(fd, pool, 0, 0, limit=4000) == 4000
+        assert bytes(pool.view(0)[:4000]) == data[:4000]
+        assert _core.read_block(fd, pool, 0, 8192, limit=1808) == 1808
+        assert bytes(pool.view(0)[:1808]) == data[8192:]
+        assert _core.read_block(fd, pool, 0, 0, limit=0) == 0
+        assert _core.read_block(fd, pool, 0, 0, limit=100_000) == 8192   # the block's size
+    finally:
+        os.close(fd)
+
+
 def test_read_block_paced_reads_the_same_bytes(tmp_path):
     data = os.urandom(300_000)
     (tmp_path / "f").write_bytes(data)
