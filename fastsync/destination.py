@@ -39,7 +39,7 @@ BATCH_DURABLE = {0xEF53: "ext2/3/4", 0x58465342: "xfs", 0x9123683E: "btrfs",
 # waits for round trips (create, close, rename: ~20 ms each on an SMB/FUSE client)
 # and only files in flight side by side hide them.
 STREAMS_LOCAL = 2
-STREAMS_NETWORK = 16
+STREAMS_NETWORK = 8
 
 
 def fs_type(path: bytes) -> int:
