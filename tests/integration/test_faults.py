@@ -371,3 +371,54 @@ def test_a_disk_that_refuses_an_o_direct_write_gets_it_buffered(tree, plan):
     assert main(tree.args(*FAST)) == EXIT_OK
     assert_same_tree(tree.src, tree.dst)
     assert failures(tree) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
+def test_directories_are_never_made_in_an_unmounted_shares_mount_point(pair, bound_dst,
+                                                                       monkeypatch, capsys):
+    """DST is unmounted just before the directories are created (here: empty source
+    directories, made in the directories phase): nothing may be created on the local
+    disk below, and nothing recorded as done."""
+    import subprocess
+    from fastsync.catalog import Catalog
+    from ..conftest import Pair
+    share, dst = bound_dst
+    run = Pair(pair.root, pair.src, dst)
+    for i in range(3):
+        (pair.src / f"empty{i}" / "inner").mkdir(parents=True)
+    real, mounted = Catalog.pending_dirs, [True]
+
+    def unmount_first(self, *args, **kw):
+        if mounted:
+            subprocess.run(["umount", "-l", str(dst)], check=True)
+            mounted.clear()
+        return real(self, *args, **kw)
+    monkeypatch.setattr(Catalog, "pending_dirs", unmount_first)
+    assert main(run.args("--retry-delay", "0.05", "--outage-timeout", "1")) == EXIT_FATAL
+    assert "DST" in capsys.readouterr().err
+    assert list(dst.iterdir()) == []                      # the local disk got nothing
+    done = run.rows("SELECT count(*) FROM files WHERE kind = 'dir' AND status = 'synced'"
+                    " AND dst_path != ?", (str(dst),))[0][0]
+    assert done == 0
+
+
+@pytest.mark.parametrize("rule", ["mkdir@sub:ENOSPC", "mkdir@sub:EROFS", "mkdir@sub:EDQUOT"])
+def test_a_full_destination_met_while_making_a_directory_stops_the_run(tree, plan, rule,
+                                                                       capsys):
+    plan(rule)
+    assert main(tree.args(*FAST)) == EXIT_FATAL
+    assert "stopped" in capsys.readouterr().err
+    assert not (tree.dst / "sub").exists()
+    assert row(tree, "c.txt")["status"] == "pending"
+    assert row(tree, "c.txt")["attempts"] == 0          # not the file's fault
+    assert_truthful(tree)
+
+
+@pytest.mark.parametrize("rule", ["mkdir@empty:ENOSPC", "utime@empty:EROFS"])
+def test_a_full_destination_met_in_the_directories_phase_stops_the_run(pair, plan, rule):
+    write(pair.src / "a.txt", b"alpha")
+    (pair.src / "empty").mkdir()
+    plan(rule)
+    assert main(pair.args(*FAST)) == EXIT_FATAL
+    assert pair.rows("SELECT status FROM runs")[0][0] == "failed"
+    assert (pair.dst / "a.txt").read_bytes() == b"alpha"
