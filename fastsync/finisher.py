@@ -100,11 +100,11 @@ class Finisher:
         errors = {id(job): error for job, error in batch if error is not None}
         ready = [job for job, error in batch if error is None]
 
-        def fail(jobs, error_for, discard=True):
+        def fail(jobs, error, discard=True):
             for job in jobs:
                 if discard:
                     self.dest.discard(-1, job.tmp)
-                errors[id(job)] = self.settle(error_for(job))
+                errors[id(job)] = self.settle(error)
             gone = {id(job) for job in jobs}
             return [job for job in ready if id(job) not in gone]
 
@@ -113,14 +113,14 @@ class Finisher:
             try:
                 self.retrier.call("dst", "check", self.dest.check)
             except _ERRORS as e:
-                ready = fail(batched, lambda job: e if isinstance(e, (Interrupted,
-                             FatalError, Restart)) else Restart(e.errno, e.strerror))
+                ready = fail(batched, e if isinstance(e, (Interrupted, FatalError, Restart))
+                             else Restart(e.errno, e.strerror))
                 batched = []
         if batched:
             try:
                 self.dest.syncfs()
             except OSError as e:   # which file failed is unknown: none it covers is done
-                ready = fail(batched, lambda job: OSError(
+                ready = fail(batched, OSError(
                     e.errno, f"destination write-back failed: {e.strerror}"))
                 batched = []
         renamed = []
@@ -129,19 +129,19 @@ class Finisher:
                 self.rename(job)
                 renamed.append(job)
             except _ERRORS as e:
-                ready = fail([job], lambda job: e)
+                ready = fail([job], e)
         if renamed:
             try:
                 self.dest.syncfs()
             except OSError as e:   # data is complete, but the renames may not survive
-                ready = fail(renamed, lambda job: OSError(
+                ready = fail(renamed, OSError(
                     e.errno, f"destination sync failed: {e.strerror}"), discard=False)
         ready = self._sync_directories(ready, fail)
         if ready:
             try:
                 self.dest.check()
             except OSError as e:   # the renames may have gone to an unmount's mount point
-                ready = fail(ready, lambda job: Restart(e.errno, e.strerror),
+                ready = fail(ready, Restart(e.errno, e.strerror),
                              discard=False)
         self._record(batch, errors)
 
@@ -155,7 +155,7 @@ class Finisher:
             try:
                 self.dest.sync_dir(directory)
             except OSError as e:
-                ready = fail(jobs, lambda job: e, discard=False)
+                ready = fail(jobs, e, discard=False)
         return ready
 
     def rename(self, job) -> None:

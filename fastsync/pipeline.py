@@ -31,7 +31,6 @@ the finisher once, as copied, failed or interrupted.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -50,10 +49,10 @@ from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks ar
 from .finisher import Again, Finisher
 from .retry import Policy, Retrier, Root
 from .transfer import DIRECT_ALIGN, SourceFile, TempFile, changed, temp_path
+from .writer import FileWriter
 
 log = logging.getLogger(__name__)
 
-DIRECT_MIN_BLOCKS = 2    # files of at least this many blocks are written with O_DIRECT
 BATCH_FILES = 256        # most files recorded per catalog transaction
 BATCH_SECONDS = 0.5      # longest a finished file waits for its batch
 FINISHING_THREADS = 32   # files closed, fsynced and renamed at once on a share
@@ -137,16 +136,18 @@ class Pipeline:
         # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
         self.read_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
         self.write_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
-        # O_DIRECT for large files on a local disk, unpaced (paced slices are not
-        # aligned; network filesystems turn O_DIRECT into one round trip per write)
-        self.direct = (self.dest.direct_ok and self.write_bucket is None
-                       and block_size % DIRECT_ALIGN == 0)
         self.fatal: BaseException | None = None       # stops the run (e.g. disk full)
         self.crash: BaseException | None = None       # a bug: re-raised by run()
         self.again = Again(policy.delay)
         self.finisher = Finisher(self.dest, catalog, audit, self.retrier, self.again, stats,
                                  algo=algo, run_id=run_id, settle=self._settle,
                                  stopping=self._stop.is_set, verbose=verbose)
+        # O_DIRECT for large files on a local disk, unpaced (paced slices are not
+        # aligned; network filesystems turn O_DIRECT into one round trip per write)
+        self.writing = FileWriter(
+            self.dest, self.retrier, self.pool, self.write_bucket, stats, self._count, src,
+            self.finisher.rename, direct=(self.dest.direct_ok and self.write_bucket is None
+                                          and block_size % DIRECT_ALIGN == 0))
         # Where files are fsynced and renamed one by one (a share), finishing threads do
         # that, so many more files wait for their round trips at once than there are
         # streams, without more readers or pool blocks.
@@ -367,9 +368,9 @@ class Pipeline:
             return None
         try:
             if block.offset == 0 and job.temp is None:
-                self._open_target(job)
+                self.writing.open(job)
             if block.length:
-                self._write_data(job, block)
+                self.writing.write(job, block)
         except _ERRORS as e:
             self._give_up(job, self._settle(e))
             return None
@@ -391,7 +392,7 @@ class Pipeline:
 
     def _finish(self, job: FileJob) -> None:
         try:
-            self._finish_file(job)
+            self.writing.finish(job)
         except _ERRORS as e:
             self._give_up(job, self._settle(e))
         else:
@@ -399,66 +400,6 @@ class Pipeline:
         finally:
             if self._finishing is not None and job.own_fsync:
                 self._finish_slots.release()
-
-    def _open_target(self, job: FileJob) -> None:
-        """Make the parent directory exist, then create the temporary (files)."""
-        dest, retrier = self.dest, self.retrier
-        parent = os.path.dirname(job.entry.dst)
-        job.touched = retrier.call("dst", "mkdir", lambda: dest.ensure_dir(parent))
-        job.own_fsync = dest.own_fsync(parent)
-        if job.entry.kind == "symlink":
-            return
-        job.temp = TempFile(job.tmp, job.entry.dst, retrier.call(
-            "dst", "create", lambda: dest.create_temp(job.tmp, job.entry.dst)))
-        if (self.direct and not job.own_fsync
-                and job.stat[1] >= DIRECT_MIN_BLOCKS * self.pool.block_size):
-            job.temp.set_direct(True)
-
-    def _write_data(self, job: FileJob, block: Block) -> None:
-        temp = job.temp
-        if temp.direct and block.length % DIRECT_ALIGN:
-            temp.set_direct(False)          # the short last block
-        self.stats.current = (os.fsdecode(job.entry.src[len(self.src) + 1:]),
-                              job.stat[1], job.written)
-        try:
-            self._write_block(temp, block)
-        except OSError as e:
-            if not (temp.direct and e.errno == errno.EINVAL):
-                raise
-            # this filesystem wants more alignment than DIRECT_ALIGN: buffered from now
-            self.direct = False
-            temp.set_direct(False)
-            self._write_block(temp, block)
-        # Write-back as it goes, so a cap holds on the wire and the page cache holds
-        # little of a large file; O_DIRECT leaves nothing dirty, and an unpaced file of
-        # one block is flushed with its batch anyway (a syscall per small file saved).
-        if not (temp.direct or (block.offset == 0 and block.last
-                                and self.write_bucket is None)):
-            temp.flush_behind(block.offset, block.length, self.pool.block_size)
-        job.written += block.length
-        self._count("bytes_written", block.length)
-        self.stats.current = (self.stats.current[0], job.stat[1], job.written)
-
-    def _write_block(self, temp: TempFile, block: Block) -> None:
-        self.retrier.call("dst", "write", lambda: temp.write(
-            self.pool, block.index, block.length, block.offset, self.write_bucket),
-            stale=temp.reopen)
-
-    def _finish_file(self, job: FileJob) -> None:
-        """Times, close (with fsync where the batch does not flush), and where the batch
-        does not flush, the rename too: on a share these round trips overlap across the
-        writers. Local files are renamed by the finisher after one syncfs per batch."""
-        retrier, dest = self.retrier, self.dest
-        if job.entry.kind == "symlink":
-            retrier.call("dst", "symlink", lambda: dest.make_symlink(
-                job.entry.link_target, job.tmp, job.entry.dst, job.times))
-        else:
-            temp = job.temp
-            retrier.call("dst", "utime", lambda: temp.set_times(job.times),
-                         stale=temp.reopen)
-            temp.close(fsync=job.own_fsync)
-        if job.own_fsync:
-            self.finisher.rename(job)
 
     def _give_up(self, job: FileJob, error: BaseException) -> None:
         """Abandon a file: remove its temporary, stop the reader on it, report it once."""
