@@ -483,6 +483,28 @@ class Catalog:
         return dict(zip(("files_copied", "bytes_copied", "files_failed", "files_deleted"), row))
 
 
+def finish_run_at_once(path: str, run_id: int | None, status: str,
+                       timeout: float = 0.5) -> bool:
+    """Mark a run that has not finished yet as ended, on a connection of its own: for a
+    process about to leave at once from a signal handler, where the Catalog's lock may be
+    held by the very thread the handler interrupted. Gives up after `timeout` seconds
+    if another transaction holds the catalog. True if the row was written."""
+    if run_id is None:
+        return False
+    try:
+        conn = sqlite3.connect("file:" + quote(os.path.abspath(path)), uri=True,
+                               isolation_level=None, timeout=timeout)
+        try:
+            conn.execute("UPDATE runs SET finished = ?, status = ?"
+                         " WHERE id = ? AND finished IS NULL",
+                         (time.time_ns(), status, run_id))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def _dirs_changed(c: sqlite3.Connection, dirs: Sequence[bytes]) -> None:
     """Directories whose content changed (a file renamed in, an entry created or
     deleted) have a new mtime: they are pending until their times are applied again."""

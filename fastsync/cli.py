@@ -44,8 +44,12 @@ TB, powers of 1000; fractions are fine (1.5G). RATE is bytes per second: 20M = 2
 
 Exit status: 0 all synced; 1 finished, but some files failed (they stay pending);
 2 bad usage, path or catalog (nothing written); 3 stopped by a fatal error (e.g.
-destination full); 4 the catalog is in use by another fastsync; 130/143 interrupted
-by SIGINT/SIGTERM (the catalog is consistent; run again to resume).
+destination full); 4 the catalog is in use by another fastsync; 70 internal error (a
+bug: the run is recorded as failed, a traceback is printed); 130/143 interrupted by
+SIGINT/SIGTERM (the catalog is consistent; run again to resume).
+
+Ctrl-C or SIGTERM stops in order: files already written are finished and recorded.
+Signalled again more than a second later, fastsync leaves at once.
 """
 
 from __future__ import annotations
@@ -55,12 +59,13 @@ import os
 import re
 import signal
 import sys
+import traceback
 
 from docopt import DocoptExit, docopt
 
 from . import __version__, _core, faults
 from .config import Config, check_paths, check_retry_values, check_values
-from .errors import EXIT_USAGE, FastsyncError
+from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError
 from .progress import Console, ConsoleHandler
 from .run import StopRequest, run
 
@@ -118,13 +123,23 @@ def _die_with_parent() -> None:
         os._exit(137)
 
 
-def _install_signals(stop: StopRequest, console: Console) -> None:
+def _install_signals(stop: StopRequest) -> None:
     def handler(signum, _frame):
-        if stop.event.is_set():         # second signal: leave now; SQLite stays atomic
-            os._exit(stop.exit_code)
-        stop.request(signum)
+        # Only attributes are set here: no lock, no I/O but a plain write before leaving.
+        if stop.request(signum):        # signalled again, not the same Ctrl-C twice
+            stop.leave()
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def _crashed(console: Console, error: BaseException) -> int:
+    """A bug: one line saying what, then the traceback for a report."""
+    console.error(f"fastsync: internal error: {type(error).__name__}: {error}")
+    console.error("fastsync: this is a bug in fastsync; its traceback follows (please "
+                  "include it in a report). What the catalog records as synced is; the "
+                  "rest stays pending.")
+    console.error("".join(traceback.format_exception(error)).rstrip("\n"))
+    return EXIT_CRASH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         console.error(f"fastsync: test-only fault injection is on: {faults.active()}")
     try:
         config = _config(args)
-        _install_signals(stop, console)
+        _install_signals(stop)
         return run(config, console, stop)
     except FastsyncError as e:
         console.error(f"fastsync: error: {e}")
         return e.exit_code
+    except Exception as e:      # a bug; run() recorded the run as failed
+        return _crashed(console, e)

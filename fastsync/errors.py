@@ -22,6 +22,7 @@ EXIT_PARTIAL = 1       # the run finished, but some files failed (they stay pend
 EXIT_USAGE = 2         # bad option, path or catalog; nothing was written
 EXIT_FATAL = 3         # the run had to stop (destination full, catalog unwritable, ...)
 EXIT_LOCKED = 4        # another fastsync is using this catalog
+EXIT_CRASH = 70        # an internal error (a bug; EX_SOFTWARE): the run was recorded as failed
 EXIT_SIGINT = 130      # interrupted by SIGINT (Ctrl-C); the catalog is consistent
 EXIT_SIGTERM = 143     # interrupted by SIGTERM; the catalog is consistent
 

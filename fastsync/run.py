@@ -9,20 +9,21 @@ then retries them. --rescan always scans.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from . import __version__
 from .audit import AuditLog
-from .catalog import Backlog, Catalog
+from .catalog import Backlog, Catalog, finish_run_at_once
 from .config import Config, format_size
 from .directories import apply_directories
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncError,
-                     FatalError, describe)
+                     FatalError, Interrupted, describe)
 from .mirror import mirror
 from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
@@ -33,16 +34,77 @@ from .transfer import probe_destination
 log = logging.getLogger(__name__)
 
 
+class StopFlag:
+    """The stop request as the loops see it: `is_set()`, `wait(timeout)` and `set()`,
+    like threading.Event, but without a lock. A signal handler runs in the main thread
+    between two bytecodes, possibly while that thread holds an Event's lock inside
+    Event.wait; Event.set in the handler would then wait for that lock forever. Setting
+    a plain attribute takes no lock, and wait() polls it in short steps."""
+
+    STEP = 0.05         # seconds between two looks at the flag while waiting
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._set:
+            left = self.STEP if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, self.STEP))
+        return True
+
+
+# A second signal this soon after the first is the same Ctrl-C: the one-file binary gets
+# each one twice (the terminal's process group, and PyInstaller's bootloader forwarding).
+SAME_SIGNAL = 1.0
+
+
 class StopRequest:
-    """Set from a signal handler; everything that loops looks at `event`."""
+    """Signals recorded by the handler (plain attributes only, no locks); everything
+    that loops looks at `event`. A signal asks for an orderly stop; a second one more
+    than SAME_SIGNAL seconds after the first asks to leave at once (leave())."""
 
     def __init__(self):
-        self.event = threading.Event()
+        self.event = StopFlag()
         self.signum: int | None = None
+        self.first: float | None = None           # time.monotonic() of the first
+        self.last_words = None                    # called by leave(), best effort
+        self._leaving = False
 
-    def request(self, signum: int) -> None:
-        self.signum = signum
-        self.event.set()
+    def request(self, signum: int, now: float | None = None) -> bool:
+        """Record a signal; True if it asks to leave at once."""
+        now = time.monotonic() if now is None else now
+        if self.first is None:
+            self.signum, self.first = signum, now
+            self.event.set()
+            return False
+        return now - self.first > SAME_SIGNAL
+
+    def leave(self) -> None:
+        """Exit now, from a signal handler: no lock is taken and no thread joined. SQLite
+        transactions are atomic, so the catalog stays consistent; `last_words` marks the
+        run's row as interrupted if the catalog is free."""
+        if self._leaving:       # a further signal while the first is leaving
+            return
+        self._leaving = True
+        try:
+            os.write(2, b"fastsync: signalled again: leaving at once; the catalog is "
+                        b"consistent, run again to resume\n")
+        except OSError:
+            pass
+        try:
+            if self.last_words is not None:
+                self.last_words()
+        finally:
+            os._exit(self.exit_code)
 
     @property
     def exit_code(self) -> int:
@@ -60,6 +122,22 @@ class Totals:
     stale_removed: int = 0
     retried: int = 0
     dir_failures: int = 0
+
+    def remarks(self) -> list[str]:
+        """What the summary adds beyond copied, failed and deleted."""
+        extra = []
+        if self.specials:
+            extra.append(f"{self.specials:,} entries not copied (fifos, sockets, devices, "
+                         f"names reserved for temporaries)")
+        if self.scan_errors:
+            extra.append(f"{self.scan_errors:,} scan errors")
+        if self.dir_failures:
+            extra.append(f"{self.dir_failures:,} directories failed")
+        if self.retried:
+            extra.append(f"{self.retried:,} failures passed on a later try in this run")
+        if self.stale_removed:
+            extra.append(f"{self.stale_removed:,} stale temporaries of killed runs removed")
+        return extra
 
 
 def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str, str]:
@@ -84,157 +162,213 @@ def run(config: Config, console: Console, stop: StopRequest) -> int:
         catalog.close()
         raise FatalError(f"cannot open the audit log {config.log!r}: {e.strerror}") from None
     try:
-        return _run(config, console, stop, catalog, audit, window, new_catalog)
+        return Run(config, console, stop, catalog, audit, window, new_catalog).execute()
     finally:
+        stop.last_words = None
         audit.close()
         catalog.close()
 
 
-def _run(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
-         audit: AuditLog, window: int, new_catalog: bool) -> int:
-    started = time.monotonic()
-    roots = {"src": Root("SRC", config.src), "dst": Root("DST", config.dst, writable=True)}
-    identity = roots["src"].identity
-    catalog.set_meta("dst_mtime_granularity_ns", window)
-    backlog = catalog.backlog()
-    mode, reason = choose_mode(backlog, config.rescan, new_catalog)
-    run_id = catalog.start_run(mode, config.checksum, __version__)
-    audit.run_id = run_id
-    audit.event("run", "started", src=config.src, dst=config.dst, mode=mode,
-                version=__version__)
-    totals = Totals()
-    policy = Policy(retries=config.retries, delay=config.retry_delay,
-                    outage=config.outage_timeout)
-    try:
-        return _phases(config, console, stop, catalog, audit, window, mode, reason,
-                       backlog, run_id, identity, totals, started, policy, roots)
-    except FastsyncError as e:
-        # Record how this run ended, if the catalog and the log still can be written;
-        # when they are what failed, the error itself says so.
+class Run:
+    """One run: the state its phases share, and one method per phase."""
+
+    def __init__(self, config: Config, console: Console, stop: StopRequest,
+                 catalog: Catalog, audit: AuditLog, window: int, new_catalog: bool):
+        self.config, self.console, self.stop = config, console, stop
+        self.catalog, self.audit, self.window = catalog, audit, window
+        self.new_catalog = new_catalog
+        self.started = time.monotonic()
+        self.roots = {"src": Root("SRC", config.src),
+                      "dst": Root("DST", config.dst, writable=True)}
+        self.identity = self.roots["src"].identity
+        self.policy = Policy(retries=config.retries, delay=config.retry_delay,
+                             outage=config.outage_timeout)
+        self.retrier = Retrier(self.policy, self.roots, stop.event, status=console.waiting,
+                               audit=audit)
+        self.totals = Totals()
+        self.run_id: int | None = None
+        self.dirs = None            # the pipeline's directory maker, for the last phase
+
+    # ------------------------------------------------------------ the whole run --
+
+    def execute(self) -> int:
+        self.catalog.set_meta("dst_mtime_granularity_ns", self.window)
+        self.backlog = self.catalog.backlog()
+        self.mode, self.reason = choose_mode(self.backlog, self.config.rescan,
+                                             self.new_catalog)
+        self.run_id = self.catalog.start_run(self.mode, self.config.checksum, __version__)
+        self.stop.last_words = self.left_at_once
+        self.audit.run_id = self.run_id
+        self.audit.event("run", "started", src=self.config.src, dst=self.config.dst,
+                         mode=self.mode, version=__version__)
         try:
-            catalog.finish_run(run_id, "failed")
-            audit.event("run", "failed", error=str(e), copied=totals.copied,
-                        bytes=totals.copied_bytes, failed=totals.failed)
-            audit.flush()
-        except FastsyncError:
-            pass
-        raise
+            return self.phases()
+        except FastsyncError as e:
+            self.ended_badly(str(e))
+            raise
+        except Interrupted:         # a wait given up because a stop was asked for
+            if not self.stop.event.is_set():
+                self.ended_badly("internal error: interrupted without a stop request")
+                raise
+            return self.finish("interrupted")
+        except Exception as e:      # a bug: cli.py reports it (exit 70) with its traceback
+            self.ended_badly(f"internal error: {type(e).__name__}: {e}")
+            raise
 
-
-def _phases(config: Config, console: Console, stop: StopRequest, catalog: Catalog,
-            audit: AuditLog, window: int, mode: str, reason: str, backlog: Backlog,
-            run_id: int, identity: tuple[int, int], totals: Totals, started: float,
-            policy: Policy, roots: dict[str, Root]) -> int:
-    retrier = Retrier(policy, roots, stop.event, status=console.waiting, audit=audit)
-    def finish(status: str, code: int) -> int:
-        catalog.finish_run(run_id, status)
-        audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
-                    failed=totals.failed, deleted=totals.deleted)
-        _summary(console, catalog, config, totals, run_id, time.monotonic() - started,
-                 status)
-        return code
-
-    # ------------------------------------------------------------------- scan --
-    if mode == "scan":
-        console.note(f"fastsync: scanning SRC and DST ({reason})")
-        result = scan(catalog, config.src, config.dst, window, stop.event, console.scan,
-                      audit, retrier)
-        totals.specials, totals.scan_errors = result.stats.specials, result.stats.errors
-        totals.stale_removed = result.stats.stale_removed
-        if not result.complete:
-            console.note("fastsync: interrupted during the scan; the catalog is unchanged")
-            return finish("interrupted", stop.exit_code)
-        backlog = result.backlog
-        in_sync = result.stats.src_files - backlog.files
-        console.note(f"fastsync: scan done: {result.stats.src_files:,} files "
-                     f"({format_size(result.stats.src_bytes)}) in SRC, {in_sync:,} already "
-                     f"in sync, {backlog.files:,} to copy ({format_size(backlog.bytes)})")
-    else:
-        console.note(f"fastsync: resuming the backlog from an earlier run: {backlog.files:,} "
-                     f"files ({format_size(backlog.bytes)}) pending; not scanning "
-                     f"(--rescan forces a scan)")
-
-    # --------------------------------------------------------------- transfer --
-    stats = TransferStats(files_total=backlog.files, bytes_total=backlog.bytes,
-                          bytes_before=catalog.bytes_copied_before(run_id))
-    pipeline = Pipeline(catalog, audit, src=config.src, dst=config.dst,
-                        algo=config.checksum, block_size=config.block_size,
-                        queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
-                        streams=config.streams,
-                        run_id=run_id, stats=stats, policy=policy, roots=roots,
-                        verbose=config.verbose)
-    with pipeline:
-        if backlog.files:
-            pipeline.start()
-            while pipeline.alive():
-                if pipeline.stopping:
-                    pipeline.join(0.25)
-                elif stop.event.wait(0.25):
-                    console.note("fastsync: stopping: finishing the files already written")
-                    pipeline.stop()
-                console.transfer(stats)
-            pipeline.join()
-    console.clear()
-    totals.copied, totals.failed = stats.files_done, stats.files_failed
-    totals.retried = stats.files_retried
-    totals.copied_bytes = stats.bytes_done
-    if pipeline.crash is not None:
-        raise pipeline.crash
-    if isinstance(pipeline.fatal, FatalError):     # e.g. a share that stayed away
-        raise pipeline.fatal
-    if pipeline.fatal is not None:
-        raise FatalError(f"stopped: {describe(pipeline.fatal)} on the destination; "
-                         f"{totals.copied:,} files copied this run are recorded, the rest "
-                         f"stay pending")
-    if stop.event.is_set():
-        return finish("interrupted", stop.exit_code)
-
-    # ----------------------------------------------------------------- mirror --
-    if config.delete_extras:
-        if catalog.scan_complete():
-            result = mirror(catalog, config.src, config.dst, identity, stop.event, audit,
-                            run_id)
-            totals.deleted = result.deleted
-            totals.failed += result.failed
-            if result.refused:
-                totals.failed += 1
+    def phases(self) -> int:
+        stopped = self.stop.event.is_set
+        if self.mode == "scan":
+            if not self.scan():
+                return self.finish("interrupted")
         else:
+            self.console.note(f"fastsync: resuming the backlog from an earlier run: "
+                              f"{self.backlog.files:,} files "
+                              f"({format_size(self.backlog.bytes)}) pending; not scanning "
+                              f"(--rescan forces a scan)")
+        self.transfer()
+        if stopped():
+            return self.finish("interrupted")
+        if self.config.delete_extras:
+            self.mirror()
+            if stopped():
+                return self.finish("interrupted")
+        self.directories()
+        if stopped():
+            return self.finish("interrupted")
+        totals = self.totals
+        problems = totals.failed + totals.scan_errors + totals.dir_failures
+        return self.finish("partial" if problems else "ok")
+
+    def finish(self, status: str) -> int:
+        totals = self.totals
+        self.catalog.finish_run(self.run_id, status)
+        self.audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
+                         failed=totals.failed, deleted=totals.deleted)
+        self.summary(status)
+        return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, self.stop.exit_code)
+
+    def ended_badly(self, error: str) -> None:
+        """Record that the run failed, if the catalog and the log still can be written;
+        when they are what failed, the error itself says so."""
+        totals = self.totals
+        try:
+            self.catalog.finish_run(self.run_id, "failed")
+            self.audit.event("run", "failed", error=error, copied=totals.copied,
+                             bytes=totals.copied_bytes, failed=totals.failed)
+            self.audit.flush()
+        except Exception:   # noqa: BLE001 - the error being reported matters more
+            log.debug("could not record the failed run", exc_info=True)
+
+    def left_at_once(self) -> None:
+        """Called from a signal handler just before os._exit: mark the run's row
+        interrupted on a connection of its own (the catalog's lock may be held by the
+        thread the handler interrupted), and append the audit line with a plain write
+        (the audit log's buffer and lock may be in use just as well)."""
+        finish_run_at_once(self.config.db, self.run_id, "interrupted")
+        record = {"ts": datetime.now(timezone.utc).isoformat(timespec="microseconds")
+                  .replace("+00:00", "Z"), "run": self.run_id, "op": "run",
+                  "status": "interrupted", "error": "signalled again: left at once"}
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        try:
+            fd = os.open(self.config.log, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            try:
+                size = os.fstat(fd).st_size
+                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+                os.write(fd, b"\n" + line if torn else line)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ phases --
+
+    def scan(self) -> bool:
+        """Scan SRC and DST into the catalog; False if interrupted (nothing changed)."""
+        self.console.note(f"fastsync: scanning SRC and DST ({self.reason})")
+        result = scan(self.catalog, self.config.src, self.config.dst, self.window,
+                      self.stop.event, self.console.scan, self.audit, self.retrier)
+        stats, totals = result.stats, self.totals
+        totals.specials, totals.scan_errors = stats.specials, stats.errors
+        totals.stale_removed = stats.stale_removed
+        if not result.complete:
+            self.console.note("fastsync: interrupted during the scan; the catalog is "
+                              "unchanged")
+            return False
+        self.backlog = backlog = result.backlog
+        self.console.note(f"fastsync: scan done: {stats.src_files:,} files "
+                          f"({format_size(stats.src_bytes)}) in SRC, "
+                          f"{stats.src_files - backlog.files:,} already in sync, "
+                          f"{backlog.files:,} to copy ({format_size(backlog.bytes)})")
+        return True
+
+    def transfer(self) -> None:
+        """Copy the backlog; raises what stopped the pipeline (a fatal error, a crash)."""
+        config, totals = self.config, self.totals
+        stats = TransferStats(files_total=self.backlog.files, bytes_total=self.backlog.bytes,
+                              bytes_before=self.catalog.bytes_copied_before(self.run_id))
+        pipeline = Pipeline(self.catalog, self.audit, src=config.src, dst=config.dst,
+                            algo=config.checksum, block_size=config.block_size,
+                            queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
+                            streams=config.streams,     # None: by DST's filesystem
+                            run_id=self.run_id, stats=stats, policy=self.policy,
+                            roots=self.roots, verbose=config.verbose)
+        with pipeline:
+            if self.backlog.files:
+                pipeline.start()
+                self.watch(pipeline, stats)
+        self.console.clear()
+        totals.copied, totals.failed = stats.files_done, stats.files_failed
+        totals.retried, totals.copied_bytes = stats.files_retried, stats.bytes_done
+        self.dirs = pipeline.dirs
+        if pipeline.crash is not None:
+            raise pipeline.crash
+        if isinstance(pipeline.fatal, FatalError):     # e.g. a share that stayed away
+            raise pipeline.fatal
+        if pipeline.fatal is not None:
+            raise FatalError(f"stopped: {describe(pipeline.fatal)} on the destination; "
+                             f"{totals.copied:,} files copied this run are recorded, the "
+                             f"rest stay pending")
+
+    def watch(self, pipeline: Pipeline, stats: TransferStats) -> None:
+        """Show progress until the pipeline ends; pass a stop request on to it."""
+        while pipeline.alive():
+            if pipeline.stopping:
+                pipeline.join(0.25)
+            elif self.stop.event.wait(0.25):
+                self.console.note("fastsync: stopping: finishing the files already written")
+                pipeline.stop()
+            self.console.transfer(stats)
+        pipeline.join()
+
+    def mirror(self) -> None:
+        if not self.catalog.scan_complete():
             log.warning("--delete-extras: no complete scan of DST yet, nothing deleted")
-        if stop.event.is_set():
-            return finish("interrupted", stop.exit_code)
+            return
+        result = mirror(self.catalog, self.config.src, self.config.dst, self.identity,
+                        self.stop.event, self.audit, self.run_id)
+        self.totals.deleted = result.deleted
+        self.totals.failed += result.failed + (1 if result.refused else 0)
 
-    # ------------------------------------------------------------ directories --
-    totals.dir_failures = apply_directories(catalog, pipeline.dirs, retrier, stop.event, audit)
-    if stop.event.is_set():
-        return finish("interrupted", stop.exit_code)
-    problems = totals.failed + totals.scan_errors + totals.dir_failures
-    return finish("partial" if problems else "ok", EXIT_PARTIAL if problems else EXIT_OK)
+    def directories(self) -> None:
+        self.totals.dir_failures = apply_directories(self.catalog, self.dirs, self.retrier,
+                                                     self.stop.event, self.audit)
 
+    # ----------------------------------------------------------------- summary --
 
-def _summary(console: Console, catalog: Catalog, config: Config, totals: Totals,
-             run_id: int, elapsed: float, status: str) -> None:
-    left = catalog.backlog()
-    overall = catalog.bytes_copied_before(run_id) + totals.copied_bytes
-    rate = format_rate(totals.copied_bytes / elapsed) if elapsed > 0 else "--"
-    lines = [f"fastsync: {status}: copied {totals.copied:,} files "
-             f"({format_size(totals.copied_bytes)}) in {format_duration(elapsed)} ({rate}); "
-             f"failed {totals.failed:,}; deleted {totals.deleted:,}"]
-    extra = []
-    if totals.specials:
-        extra.append(f"{totals.specials:,} entries not copied (fifos, sockets, devices, "
-                     f"names reserved for temporaries)")
-    if totals.scan_errors:
-        extra.append(f"{totals.scan_errors:,} scan errors")
-    if totals.dir_failures:
-        extra.append(f"{totals.dir_failures:,} directories failed")
-    if totals.retried:
-        extra.append(f"{totals.retried:,} failures passed on a later try in this run")
-    if totals.stale_removed:
-        extra.append(f"{totals.stale_removed:,} stale temporaries of killed runs removed")
-    if extra:
-        lines.append("fastsync: " + "; ".join(extra) + " (see the audit log)")
-    lines.append(f"fastsync: pending {left.files:,} files ({format_size(left.bytes)}); "
-                 f"copied overall {format_size(overall)}; catalog {config.db}; "
-                 f"audit log {config.log}")
-    for line in lines:
-        console.note(line)
+    def summary(self, status: str) -> None:
+        totals, config = self.totals, self.config
+        elapsed = time.monotonic() - self.started
+        left = self.catalog.backlog()
+        overall = self.catalog.bytes_copied_before(self.run_id) + totals.copied_bytes
+        rate = format_rate(totals.copied_bytes / elapsed) if elapsed > 0 else "--"
+        lines = [f"fastsync: {status}: copied {totals.copied:,} files "
+                 f"({format_size(totals.copied_bytes)}) in {format_duration(elapsed)} "
+                 f"({rate}); failed {totals.failed:,}; deleted {totals.deleted:,}"]
+        extra = totals.remarks()
+        if extra:
+            lines.append("fastsync: " + "; ".join(extra) + " (see the audit log)")
+        lines.append(f"fastsync: pending {left.files:,} files ({format_size(left.bytes)}); "
+                     f"copied overall {format_size(overall)}; catalog {config.db}; "
+                     f"audit log {config.log}")
+        for line in lines:
+            self.console.note(line)

@@ -32,6 +32,14 @@ def test_every_exit_status_is_documented():
     assert "| 130 / 143 |" in table
 
 
+def test_the_usage_text_names_every_exit_status():
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    paragraph = cli.__doc__[cli.__doc__.index("Exit status:"):]
+    for code in codes - {130, 143}:
+        assert re.search(rf"(?<![\d/]){code} ", paragraph), code
+    assert "130/143 interrupted" in paragraph
+
+
 def test_every_catalog_column_is_documented():
     conn = sqlite3.connect(":memory:")
     for statement in SCHEMA.split(";\n"):

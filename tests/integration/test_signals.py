@@ -2,11 +2,13 @@
 leave the catalog telling the truth; after kill -9 at any moment the next run finishes
 with an exact copy."""
 
+import contextlib
 import hashlib
 import os
 import random
 import signal
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -93,13 +95,88 @@ def test_kill_9_at_any_moment_then_rerun_gives_an_exact_copy(fastsync, pair, mom
     assert_same_tree(pair.src, pair.dst)
 
 
-def test_a_second_ctrl_c_exits_at_once_and_the_catalog_stays_consistent(fastsync, pair):
+def last_run(pair) -> sqlite3.Row:
+    return pair.rows("SELECT * FROM runs ORDER BY id DESC LIMIT 1")[0]
+
+
+class StderrLines:
+    """Collects a process's stderr lines in a thread, so a test can wait for one."""
+
+    def __init__(self, proc):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc):
+        for line in proc.stderr:
+            self.lines.append(line.decode("utf-8", "replace"))
+
+    def text(self) -> str:
+        self._thread.join(10)
+        return "".join(self.lines)
+
+
+@contextlib.contextmanager
+def catalog_held(pair):
+    """Hold the catalog's write lock, as a slow disk might: a stopping run cannot record
+    its last batch or its end, so it is still stopping when the test sends more."""
+    blocker = sqlite3.connect(pair.db, isolation_level=None, timeout=20)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+
+def interrupt_twice(fastsync, pair, gap: float) -> tuple[int, str, bool]:
+    """SIGINT while copying, another `gap` seconds later, with the orderly stop held up
+    for 1.5 s after the first. Returns the exit status, stderr, and whether the process
+    had already ended when the catalog was released."""
     slow_tree(pair)
     proc = fastsync.start(*pair.args("--bwlimit", "1M", "--block-size", "256K"))
+    err = StderrLines(proc)
     wait_for(lambda: writing_started(pair))
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 130
+    with catalog_held(pair):
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: any("stopping" in line for line in err.lines))
+        time.sleep(gap)
+        proc.send_signal(signal.SIGINT)
+        if gap < 1.5:
+            time.sleep(1.5 - gap)
+            ended = proc.poll() is not None
+        else:       # leaving at once: well before the catalog's 30 s busy timeout
+            ended = proc.wait(timeout=15) is not None
+    return proc.wait(timeout=20), err.text(), ended
+
+
+def test_two_signals_at_once_are_one_ctrl_c_and_stop_in_order(fastsync, pair):
+    """A terminal's Ctrl-C reaches the one-file binary twice (directly and forwarded by
+    PyInstaller's bootloader): that is one Ctrl-C, an orderly stop, not "leave now"."""
+    code, err, ended = interrupt_twice(fastsync, pair, gap=0.1)
+    assert not ended and code == 130
+    assert "interrupted: copied" in err and "at once" not in err
+    assert temporaries(pair.dst) == []
+    run = last_run(pair)
+    assert run["status"] == "interrupted" and run["finished"] is not None
+    assert (pair.audit()[-1]["op"], pair.audit()[-1]["status"]) == ("run", "interrupted")
+    catalog_tells_the_truth(pair)
+    fastsync(*pair.args())
+    assert_same_tree(pair.src, pair.dst)
+
+
+def test_a_signal_more_than_a_second_after_the_first_leaves_at_once(fastsync, pair):
+    """Still stopping 1.5 s after a Ctrl-C, a second one leaves at once; the catalog is
+    consistent, and the next run finishes with an exact copy."""
+    code, err, ended = interrupt_twice(fastsync, pair, gap=1.6)
+    assert ended and code == 130
+    assert "fastsync: signalled again: leaving at once" in err
+    assert "interrupted: copied" not in err            # no orderly summary
+    run = last_run(pair)      # the catalog was busy: the row could not be marked
+    assert run["status"] is None and run["finished"] is None
+    last = pair.audit()[-1]
+    assert (last["op"], last["status"], last["error"]) == (
+        "run", "interrupted", "signalled again: left at once")
     catalog_tells_the_truth(pair)
     fastsync(*pair.args())
     assert_same_tree(pair.src, pair.dst)
@@ -139,7 +216,6 @@ def test_kill_9_in_scan_copy_or_mirror_never_leaves_a_lie(fastsync, tmp_path, bi
     """SIGKILL at a random moment of a phase of a run with --delete-extras (extras to
     delete in DST, files to copy), then a clean run: always an exact mirror, and a
     catalog whose synced rows are all true."""
-    import threading
     from ..conftest import Pair
     dst = tmp_path / "dst"
     pair = Pair(tmp_path, big_source, dst)
@@ -160,3 +236,4 @@ def test_kill_9_in_scan_copy_or_mirror_never_leaves_a_lie(fastsync, tmp_path, bi
     assert_same_tree(pair.src, pair.dst)
     assert temporaries(pair.dst) == []
     assert catalog_tells_the_truth(pair) == 8_003
+
