@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -237,3 +238,79 @@ def test_kill_9_in_scan_copy_or_mirror_never_leaves_a_lie(fastsync, tmp_path, bi
     assert temporaries(pair.dst) == []
     assert catalog_tells_the_truth(pair) == 8_003
 
+
+def mei_dirs(tmp) -> set[str]:
+    return {name for name in os.listdir(tmp) if name.startswith("_MEI")}
+
+
+def age(root, seconds: float = 3600) -> None:
+    """Make a directory tree look untouched for `seconds`."""
+    when = time.time() - seconds
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (when, when), follow_symlinks=False)
+    os.utime(root, (when, when))
+
+
+@pytest.mark.binary
+@pytest.mark.skipif(not os.environ.get("FASTSYNC_BIN"), reason="needs FASTSYNC_BIN")
+def test_binary_removes_what_killed_runs_unpacked_and_nothing_in_use(tmp_path):
+    """The one-file binary unpacks ~35 MB into $TMPDIR/_MEI<random>; a run killed with
+    its bootloader leaves it behind. The next run removes such leftovers, but never its
+    own, nor one that a live process maps, even when old."""
+    from ..conftest import Pair
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    binary = os.environ["FASTSYNC_BIN"]
+
+    def pair(name):
+        p = Pair(tmp_path / name, tmp_path / name / "src", tmp_path / name / "dst")
+        p.dst.mkdir(parents=True)
+        return p
+    fake = tmp / "_MEIfake01"               # laid out like a killed run's leftover
+    write(fake / "fastsync" / "_core.so", b"\0" * 4096)
+    write(fake / "libpython3.11.so.1.0", b"\0" * 4096)
+    age(fake)
+    slow, quick = pair("slow"), pair("quick")
+    slow_tree(slow)
+    write(quick.src / "f", b"x")
+
+    a = subprocess.Popen([binary, *slow.args("--bwlimit", "1M", "--block-size", "256K")],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: writing_started(slow))
+        assert not fake.exists()            # removed by the run's start
+        (own,) = mei_dirs(tmp)              # the running binary's own copy
+        age(tmp / own)                      # old, but in use
+        b = subprocess.run([binary, "-v", *quick.args()], env=env, capture_output=True,
+                           timeout=60)
+        assert b.returncode == 0, b.stderr.decode()
+        assert "left by killed runs" not in b.stderr.decode()
+        assert mei_dirs(tmp) == {own} and a.poll() is None
+        copies = children(a.pid)            # the bootloader's child: the copy itself
+    finally:
+        a.kill()                            # the bootloader; the copy dies with it
+        a.wait(timeout=20)
+    wait_for(lambda: all(maps_nothing(pid) for pid in copies))
+    assert mei_dirs(tmp) == {own}           # left behind by the kill
+    write(quick.src / "g", b"y")
+    b = subprocess.run([binary, "-v", *quick.args()], env=env, capture_output=True,
+                       timeout=60)
+    assert b.returncode == 0, b.stderr.decode()
+    assert "removed 1 unpacked copy of fastsync left by killed runs" in b.stderr.decode()
+    assert mei_dirs(tmp) == set()
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def maps_nothing(pid: int) -> bool:
+    """Has this process ended (a zombie maps nothing)?"""
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            return f.read() == b""
+    except OSError:
+        return True
