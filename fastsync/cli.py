@@ -25,9 +25,8 @@ Options:
   --rescan            Scan even though the catalog has a pending backlog
   --block-size SIZE   Size of one block in the read/write queue [default: 5M]
   --queue-capacity N  Blocks the readers may run ahead of the writers [default: 20]
-  --streams N         Files read and written at the same time, 1 to 16; a share's
-                      client carries only so many requests per open file
-                      [default: 2]
+  --streams N         Files read and written at the same time, 1 to 64, or auto:
+                      2 on a local disk, 8 on NFS/SMB/FUSE [default: auto]
   --retries N         Further attempts of an operation after a transient error
                       (EIO, ETIMEDOUT, ESTALE, ...) [default: 5]
   --retry-delay SEC   Wait before the first retry; doubles each time, with jitter

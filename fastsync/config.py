@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from .destination import STREAMS_LOCAL, STREAMS_NETWORK
 from .errors import UsageError
 
 ALGORITHMS = ("md5", "sha1", "sha256", "blake2b")
@@ -22,7 +23,8 @@ GiB = 1024**3
 MIN_BLOCK = 4 * KiB
 MAX_BLOCK = 1 * GiB
 MAX_QUEUE = 10_000
-MAX_STREAMS = 16
+MAX_STREAMS = 64
+AUTO_STREAMS_MAX = max(STREAMS_LOCAL, STREAMS_NETWORK)   # the most --streams auto picks
 MIN_RATE = 1 * KiB
 MAX_RATE = 1024**4
 
@@ -79,7 +81,7 @@ class Config:
     rescan: bool = False
     block_size: int = 5 * MiB
     queue_capacity: int = 20
-    streams: int = 2           # files read and written at the same time
+    streams: int | None = None   # files read and written at the same time; None: auto
     quiet: bool = False
     verbose: bool = False
     retries: int = 5           # further attempts after a transient error
@@ -88,8 +90,9 @@ class Config:
 
 
 def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str,
-                 streams: str = "2") -> tuple[int, str, int, int, int]:
-    """Validate the option values that need no filesystem; return them parsed."""
+                 streams: str = "auto") -> tuple[int, str, int, int, int | None]:
+    """Validate the option values that need no filesystem; return them parsed
+    (--streams auto as None: the pipeline picks by DST's filesystem)."""
     rate = parse_rate(bwlimit)
     if rate != 0 and not MIN_RATE <= rate <= MAX_RATE:
         raise UsageError(f"--bwlimit {bwlimit!r} is {rate} bytes/s; use 0 (no limit) or "
@@ -106,17 +109,28 @@ def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity
     capacity = int(queue_capacity)
     if not 1 <= capacity <= MAX_QUEUE:
         raise UsageError(f"--queue-capacity {capacity} is out of range; use 1 to {MAX_QUEUE}")
-    if not re.fullmatch(r"\s*\d{1,9}\s*", streams):
-        raise UsageError(f"--streams {streams!r} is not a whole number")
-    count = int(streams)
-    if not 1 <= count <= MAX_STREAMS:
-        raise UsageError(f"--streams {count} is out of range; use 1 to {MAX_STREAMS}")
-    pool = (capacity + 2 * count) * block
+    count = _streams(streams)
+    # auto: checked for the most it may pick, so that no DST turns a command line bad
+    most = count or AUTO_STREAMS_MAX
+    pool = (capacity + 2 * most) * block
     if pool > physical_memory() // 2:
-        raise UsageError(f"--queue-capacity {capacity} x --block-size {block_size} needs "
-                         f"{format_size(pool)} of buffers, more than half of this "
+        raise UsageError(f"--queue-capacity {capacity} x --block-size {block_size} with "
+                         f"{most} streams{'' if count else ' (the most --streams auto picks)'}"
+                         f" needs {format_size(pool)} of buffers, more than half of this "
                          f"machine's memory")
     return rate, algo, block, capacity, count
+
+
+def _streams(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    if not re.fullmatch(r"\s*\d{1,9}\s*", text):
+        raise UsageError(f"--streams {text!r} is not a whole number (1 to {MAX_STREAMS}) "
+                         f"or auto")
+    count = int(text)
+    if not 1 <= count <= MAX_STREAMS:
+        raise UsageError(f"--streams {count} is out of range; use 1 to {MAX_STREAMS} or auto")
+    return count
 
 
 def _inside(path: bytes, root: bytes) -> bool:

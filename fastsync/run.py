@@ -122,6 +122,7 @@ class Totals:
     stale_removed: int = 0
     retried: int = 0
     dir_failures: int = 0
+    streams: int | None = None     # files in flight at once, as the pipeline chose
 
     def remarks(self) -> list[str]:
         """What the summary adds beyond copied, failed and deleted."""
@@ -313,6 +314,7 @@ class Run:
                             run_id=self.run_id, stats=stats, policy=self.policy,
                             roots=self.roots, verbose=config.verbose)
         with pipeline:
+            totals.streams = pipeline.streams
             if self.backlog.files:
                 pipeline.start()
                 self.watch(pipeline, stats)
@@ -361,9 +363,11 @@ class Run:
         left = self.catalog.backlog()
         overall = self.catalog.bytes_copied_before(self.run_id) + totals.copied_bytes
         rate = format_rate(totals.copied_bytes / elapsed) if elapsed > 0 else "--"
+        streams = "" if totals.streams is None else (
+            f"; streams {totals.streams}" + (" (auto)" if config.streams is None else ""))
         lines = [f"fastsync: {status}: copied {totals.copied:,} files "
                  f"({format_size(totals.copied_bytes)}) in {format_duration(elapsed)} "
-                 f"({rate}); failed {totals.failed:,}; deleted {totals.deleted:,}"]
+                 f"({rate}); failed {totals.failed:,}; deleted {totals.deleted:,}{streams}"]
         extra = totals.remarks()
         if extra:
             lines.append("fastsync: " + "; ".join(extra) + " (see the audit log)")
