@@ -48,8 +48,8 @@ def test_defaults_are_valid():
     (dict(queue_capacity="2.5"), "--queue-capacity '2.5' is not a whole number"),
     (dict(queue_capacity="many"), "is not a whole number"),
     (dict(queue_capacity="9000", block_size="1G"), "more than half of this machine's memory"),
-    (dict(streams="0"), "--streams 0 is out of range; use 1 to 16"),
-    (dict(streams="17"), "--streams 17 is out of range"),
+    (dict(streams="0"), "--streams 0 is out of range; use 1 to 64 or auto"),
+    (dict(streams="65"), "--streams 65 is out of range"),
     (dict(streams="two"), "--streams 'two' is not a whole number"),
     (dict(streams="16", queue_capacity="1", block_size="1G"), "more than half of this"),
 ])
