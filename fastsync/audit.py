@@ -24,6 +24,7 @@ import json
 import os
 import stat
 import threading
+import time
 from datetime import datetime, timezone
 
 from .errors import FatalError
@@ -35,8 +36,27 @@ BATCH = 1 << 16     # bytes of lines that may wait for a flush
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
+_second = (None, "")     # the last second formatted, and its text (one tuple: threads)
+
+
+def _timestamp() -> str:
+    """UTC now, ISO 8601 with microseconds and Z: one formatting per second, not per
+    line (a copy of small files writes thousands of lines a second)."""
+    global _second
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    known, text = _second
+    if known != seconds:
+        text = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (seconds, text)
+    return f"{text}.{micros:06d}Z"
+
+
 def _text(value):
     return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class AuditLog:
@@ -66,12 +86,11 @@ class AuditLog:
             self._size = 1
 
     def event(self, op: str, status: str, **fields) -> None:
-        record = {"ts": datetime.now(timezone.utc).isoformat(timespec="microseconds")
-                  .replace("+00:00", "Z"), "run": self.run_id, "op": op, "status": status}
+        record = {"ts": _timestamp(), "run": self.run_id, "op": op, "status": status}
         for key, value in fields.items():
             if value is not None:
                 record[key] = _text(value)
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        line = _ENCODER.encode(record)
         if not line.isascii():
             line = line.translate(_LINE_BREAKS)
         # backslashreplace turns a lone surrogate into the JSON escape \udcXX

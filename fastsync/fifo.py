@@ -30,7 +30,9 @@ class BlockFifo:
         self._items: deque = deque()
         self._queued: dict[int, int] = {}      # id(job) -> its blocks in the queue
         self._producers = producers
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._blocks = threading.Condition(lock)     # writers wait here for blocks
+        self._room = threading.Condition(lock)       # readers wait here for room
 
     def __len__(self) -> int:
         return len(self._items)
@@ -39,25 +41,26 @@ class BlockFifo:
         """Queue `block` (block.job identifies its file); waits while the queue or the
         file's share of it is full. Raises Interrupted if no consumer is left."""
         key = id(block.job)
-        with self._cond:
+        with self._room:
             while (len(self._items) >= self.capacity
                    or self._queued.get(key, 0) >= self.share):
-                if not self._cond.wait(POLL) and not consumers_alive():
+                if not self._room.wait(POLL) and not consumers_alive():
                     raise Interrupted()
             self._items.append(block)
             self._queued[key] = self._queued.get(key, 0) + 1
-            self._cond.notify_all()
+            # every waiting writer: only one of them may hold this block's file
+            self._blocks.notify_all()
 
     def producer_done(self) -> None:
-        with self._cond:
+        with self._blocks:
             self._producers -= 1
-            self._cond.notify_all()
+            self._blocks.notify_all()
 
     def get(self, writer: int, producers_alive: Callable[[], bool]):
         """The oldest block of a file this writer holds or nobody holds yet; None at the
         end of the stream. Taking a file's first block makes the writer its holder until
         its last block."""
-        with self._cond:
+        with self._blocks:
             while True:
                 for i, block in enumerate(self._items):
                     job = block.job
@@ -70,10 +73,11 @@ class BlockFifo:
                         else:
                             del self._queued[key]
                         job.writer = None if block.last else writer
-                        self._cond.notify_all()
+                        # readers wait for room (in all, or in this file's share)
+                        self._room.notify_all()
                         return block
                 if self._producers <= 0:
                     return None
                 # (liveness only after a quiet wait: threads start one after another)
-                if not self._cond.wait(POLL) and not producers_alive():
+                if not self._blocks.wait(POLL) and not producers_alive():
                     return None

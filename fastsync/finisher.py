@@ -85,6 +85,46 @@ class Again:
         return None
 
 
+class Finished:
+    """Files on their way to the finisher: (job, error) pairs, and one None per writer
+    that has ended. The finisher wakes when a batch is full, when told to hurry (the
+    backlog is all taken, or a writer ended), or every `POLL`; not once per file, which
+    costs a thread switch each on a copy of many small files."""
+
+    def __init__(self, batch: int, limit: int):
+        self._items: list = []
+        self._batch, self._limit = batch, limit
+        self._cond = threading.Condition()
+        self.hurry = False
+
+    def put(self, item, consumer_alive: Callable[[], bool]) -> None:
+        """Raises Interrupted if the finisher is gone while this waits for room."""
+        with self._cond:
+            while len(self._items) >= self._limit:
+                if not self._cond.wait(POLL) and not consumer_alive():
+                    raise Interrupted()
+            self._items.append(item)
+            if item is None or self.hurry or len(self._items) >= self._batch:
+                self._cond.notify_all()
+
+    def take(self, timeout: float) -> list:
+        """Everything waiting (perhaps nothing, after `timeout`)."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            items, self._items = self._items, []
+            self._cond.notify_all()       # room for writers waiting on the limit
+            return items
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def wake(self) -> None:
+        with self._cond:
+            self.hurry = True
+            self._cond.notify_all()
+
+
 class Finisher:
     def __init__(self, dest, catalog: Catalog, audit, retrier, again: Again, stats, *,
                  algo: str, run_id: int, settle: Callable[[BaseException], BaseException],

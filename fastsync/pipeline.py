@@ -46,7 +46,7 @@ from .catalog import Catalog, PendingFile
 from .destination import LocalDestination
 from .errors import FatalError, Interrupted, SourceChanged, is_fatal
 from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks around
-from .finisher import Again, Finisher
+from .finisher import Again, Finished, Finisher
 from .retry import Policy, Retrier, Root
 from .transfer import DIRECT_ALIGN, SourceFile, TempFile, changed, temp_path
 from .writer import FileWriter
@@ -126,13 +126,13 @@ class Pipeline:
         # Beyond the queue: one block being filled by each reader, one written by each
         # writer. A file may fill a 1/streams share of the queue.
         self.pool = _core.BlockPool(queue_capacity + 2 * self.streams, block_size)
-        self.free: queue.Queue = queue.Queue()
+        self.free: queue.SimpleQueue = queue.SimpleQueue()
         for i in range(self.pool.count):
             self.free.put(i)
         self.fifo = BlockFifo(queue_capacity, -(-queue_capacity // self.streams),
                               self.streams)
         self._counts = threading.Lock()     # stats.bytes_read/written: several threads
-        self.done: queue.Queue = queue.Queue(maxsize=4 * BATCH_FILES)
+        self.done = Finished(BATCH_FILES, 4 * BATCH_FILES)
         # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
         self.read_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
         self.write_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
@@ -154,6 +154,10 @@ class Pipeline:
         self._finishing = (None if self.dest.batch_durable else
                            ThreadPoolExecutor(FINISHING_THREADS, thread_name_prefix="finish"))
         self._finish_slots = threading.BoundedSemaphore(2 * FINISHING_THREADS)
+        # On a local disk a file of one block is written by its reader (_write_here).
+        # Elsewhere every file goes through the FIFO: on a share, reading one file while
+        # another is written is what keeps both directions of the link busy.
+        self._write_small = self.dest.batch_durable
         self._draining = threading.Event()   # the backlog is all taken: commit now
         self._backlog = None                 # the catalog's pending rows, shared by readers
         self._backlog_lock = threading.Lock()
@@ -240,13 +244,7 @@ class Pipeline:
         self.fifo.put(block, self._writers_alive)
 
     def _put_done(self, item) -> None:
-        while True:
-            try:
-                self.done.put(item, timeout=POLL)
-                return
-            except queue.Full:
-                if not self._finisher_t.is_alive():
-                    raise Interrupted() from None
+        self.done.put(item, self._finisher_t.is_alive)
 
     def _count(self, name: str, n: int) -> None:
         with self._counts:
@@ -272,6 +270,7 @@ class Pipeline:
             while not self._stop.is_set() and (entry := self._next_entry()) is not None:
                 self._take(entry, 0)
             self._draining.set()
+            self.done.wake()
             while (again := self.again.next(self._going)) is not None:
                 self._take(*again)
         finally:
@@ -332,6 +331,9 @@ class Pipeline:
                 block = Block(job, index, n, offset, last,
                               hash=digest.hexdigest() if last else None)
                 index = -1
+                if last and offset == 0 and self._write_small:
+                    self._write_here(block)
+                    return
                 self._put_block(block)
                 offset += n
                 if last:
@@ -379,6 +381,16 @@ class Pipeline:
             return job
         return None
 
+    def _write_here(self, block: Block) -> None:
+        """A file of one block on a local disk, written by the reader that read it:
+        handing it to a writer thread costs more CPU (thread switches) than the write."""
+        try:
+            written = self._write(block)
+        finally:
+            self._release(block.index)
+        if written is not None:
+            self._finish(written)
+
     def _hand_over(self, job: FileJob, handed: list) -> None:
         """Finish a written file: here, or where each file waits for its own round trips
         (own_fsync: close ~20 ms, rename ~15 ms on a share), on a finishing thread, so
@@ -416,29 +428,27 @@ class Pipeline:
         first = 0.0
         ended = 0               # writers that have said they are done
         while True:
-            try:
-                item = self.done.get(timeout=POLL)
-            except queue.Empty:
-                item = False if self._writers_alive() or not self.done.empty() else None
-            if item is None:
-                # Every writer's sentinel, or (a writer died without one) no writer
-                # left and nothing queued: the other writers' files may still be
-                # queued behind the first sentinel.
-                ended += 1
-                if ended >= len(self._writers) or (not self._writers_alive()
-                                                   and self.done.empty()):
-                    break
-                item = False
-            if item:
-                if not batch:
-                    first = time.monotonic()
-                batch.append(item)
-            if batch and (len(batch) >= BATCH_FILES or time.monotonic() - first >= BATCH_SECONDS
+            items = self.done.take(POLL)
+            for item in items:
+                if item is None:
+                    ended += 1
+                else:
+                    if not batch:
+                        first = time.monotonic()
+                    batch.append(item)
+            # Every writer's end, or (a writer died without one) no writer left and
+            # nothing queued: the others' files may still be queued behind an end.
+            last = ended >= len(self._writers) or (not self._writers_alive()
+                                                   and self.done.empty())
+            while len(batch) >= BATCH_FILES:
+                self.finisher.commit(batch[:BATCH_FILES])
+                batch = batch[BATCH_FILES:]
+            if batch and (last or time.monotonic() - first >= BATCH_SECONDS
                           or (self._draining.is_set() and self.done.empty())):
                 self.finisher.commit(batch)
                 batch = []
-        if batch:
-            self.finisher.commit(batch)
+            if last:
+                return
 
     # --------------------------------------------------------------------- run --
 
