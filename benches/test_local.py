@@ -5,9 +5,11 @@ geometric ladder) and small files (FASTSYNC_BENCH_SMALL_FILES, default 20,000, o
 1-16 KiB in 200 directories).
 
 The method is the same for every contender:
-- every copy goes into a fresh, never-used directory, and nothing is deleted until every
-  timing is done (on this journal-less root ext4 a copy made right after a tree was
-  deleted runs several times slower, DESIGN.md);
+- every copy goes into a new ext4 filesystem of its own (a loop image made with mkfs
+  defaults, journal on), and nothing is deleted until every timing is done: on this
+  journal-less root ext4, creating files after many were deleted spends most of its time
+  in the inode allocator, by an amount that depends on what was deleted before
+  (conftest.FreshFilesystem);
 - before each copy, untimed: `sync`, drop the page, dentry and inode caches, then read the
   whole source once; every copy starts with the source in memory and nothing dirty;
 - fastsync (default options: sha256, 2 streams) makes its copy durable itself before it
@@ -29,7 +31,7 @@ import shutil
 
 import pytest
 
-from .conftest import (MiB, Fresh, drop_caches, fastsync_cmd, interleaved, make_tree,
+from .conftest import (MiB, Fresh, FreshFilesystem, drop_caches, fastsync_cmd, interleaved, make_tree,
                        report, run_timed, summarise, tree_size, warm)
 
 ROUNDS = int(os.environ.get("FASTSYNC_BENCH_ROUNDS", "3"))
@@ -93,17 +95,21 @@ def test_local_copy(trees, profile):
     runs_dir = root / f"{profile}-runs"
     runs_dir.mkdir()
     fresh = Fresh(runs_dir, "run")
+    filesystems = FreshFilesystem(runs_dir, total + total // 2 + 512 * MiB)
     runs = {tool: [] for tool in TOOLS}
-    for _, tool in interleaved(TOOLS, ROUNDS):
-        dst, work = fresh(), fresh()
-        drop_caches()
-        warm(src)
-        runs[tool].append(run_timed(command(tool, src, dst, work)))
-        copied = tree_size(dst)
-        assert copied == (nfiles, total), f"{tool} copied {copied}, not {(nfiles, total)}"
+    try:
+        for _, tool in interleaved(TOOLS, ROUNDS):
+            dst, work = filesystems(), fresh()
+            drop_caches()
+            warm(src)
+            runs[tool].append(run_timed(command(tool, src, dst, work)))
+            copied = tree_size(dst)
+            assert copied == (nfiles, total), f"{tool} copied {copied}, not {(nfiles, total)}"
+    finally:
+        filesystems.close()
     # every timing is done: only now are the copies deleted
     shutil.rmtree(runs_dir)
-    group = f"local {title} (median of {ROUNDS}, interleaved, fresh dirs)"
+    group = f"local {title} (median of {ROUNDS}, interleaved, a fresh ext4 each)"
     for tool, figures in summarise(runs, nfiles, total, BASELINE, BASELINE_LABEL,
                                    first).items():
         report(group, tool, **figures)

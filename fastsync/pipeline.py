@@ -112,8 +112,8 @@ class TransferStats:
 
 
 class Pipeline:
-    def __init__(self, catalog: Catalog, audit, *, src: bytes, dst: bytes, algo: str,
-                 block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
+    def __init__(self, catalog: Catalog, audit, dest: LocalDestination, *, src: bytes,
+                 algo: str, block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
                  stats: TransferStats, policy: Policy, roots: dict[str, Root],
                  streams: int | None = None, verbose: bool = False):
         self.catalog, self.audit = catalog, audit
@@ -121,7 +121,7 @@ class Pipeline:
         self.stats = stats
         self._stop = threading.Event()
         self.retrier = Retrier(policy, roots, self._stop, status=self._waiting, audit=audit)
-        self.dest = LocalDestination(dst, lambda: roots["dst"].problem() is None)
+        self.dest = dest
         self.streams = streams or self.dest.default_streams
         # Beyond the queue: one block being filled by each reader, one written by each
         # writer. A file may fill a 1/streams share of the queue.
@@ -170,10 +170,6 @@ class Pipeline:
                          for i in range(self.streams)]
         self._finisher_t = thread("finisher", self._finisher)
         self._threads = [*self._readers, *self._writers, self._finisher_t]
-
-    @property
-    def dirs(self):
-        return self.dest
 
     # ------------------------------------------------------------- lifecycle --
 
@@ -458,6 +454,5 @@ class Pipeline:
     def __exit__(self, *exc) -> None:
         if self._finishing is not None:
             self._finishing.shutdown()
-        self.dest.close()
         if self._backlog is not None and not any(t.is_alive() for t in self._readers):
             self._backlog.close()       # its private catalog connection

@@ -21,6 +21,7 @@ from . import __version__
 from .audit import AuditLog
 from .catalog import Backlog, Catalog, finish_run_at_once
 from .config import Config, format_size
+from .destination import LocalDestination
 from .directories import apply_directories
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncError,
                      FatalError, Interrupted, describe)
@@ -162,10 +163,14 @@ def run(config: Config, console: Console, stop: StopRequest) -> int:
     except OSError as e:
         catalog.close()
         raise FatalError(f"cannot open the audit log {config.log!r}: {e.strerror}") from None
+    run_ = None
     try:
-        return Run(config, console, stop, catalog, audit, window, new_catalog).execute()
+        run_ = Run(config, console, stop, catalog, audit, window, new_catalog)
+        return run_.execute()
     finally:
         stop.last_words = None
+        if run_ is not None:
+            run_.dest.close()
         audit.close()
         catalog.close()
 
@@ -188,7 +193,9 @@ class Run:
                                audit=audit)
         self.totals = Totals()
         self.run_id: int | None = None
-        self.dirs = None            # the pipeline's directory maker, for the last phase
+        # Everything done at DST goes through it, from the copy to the directories.
+        self.dest = LocalDestination(config.dst,
+                                     lambda: self.roots["dst"].problem() is None)
 
     # ------------------------------------------------------------ the whole run --
 
@@ -307,7 +314,7 @@ class Run:
         config, totals = self.config, self.totals
         stats = TransferStats(files_total=self.backlog.files, bytes_total=self.backlog.bytes,
                               bytes_before=self.catalog.bytes_copied_before(self.run_id))
-        pipeline = Pipeline(self.catalog, self.audit, src=config.src, dst=config.dst,
+        pipeline = Pipeline(self.catalog, self.audit, self.dest, src=config.src,
                             algo=config.checksum, block_size=config.block_size,
                             queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
                             streams=config.streams,     # None: by DST's filesystem
@@ -321,7 +328,6 @@ class Run:
         self.console.clear()
         totals.copied, totals.failed = stats.files_done, stats.files_failed
         totals.retried, totals.copied_bytes = stats.files_retried, stats.bytes_done
-        self.dirs = pipeline.dirs
         if pipeline.crash is not None:
             raise pipeline.crash
         if isinstance(pipeline.fatal, FatalError):     # e.g. a share that stayed away
@@ -352,7 +358,7 @@ class Run:
         self.totals.failed += result.failed + (1 if result.refused else 0)
 
     def directories(self) -> None:
-        self.totals.dir_failures = apply_directories(self.catalog, self.dirs, self.retrier,
+        self.totals.dir_failures = apply_directories(self.catalog, self.dest, self.retrier,
                                                      self.stop.event, self.audit)
 
     # ----------------------------------------------------------------- summary --
