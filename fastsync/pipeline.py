@@ -142,12 +142,7 @@ class Pipeline:
         self.finisher = Finisher(self.dest, catalog, audit, self.retrier, self.again, stats,
                                  algo=algo, run_id=run_id, settle=self._settle,
                                  stopping=self._stop.is_set, verbose=verbose)
-        # O_DIRECT for large files on a local disk, unpaced (paced slices are not
-        # aligned; network filesystems turn O_DIRECT into one round trip per write)
-        self.writing = FileWriter(
-            self.dest, self.retrier, self.pool, self.write_bucket, stats, self._count, src,
-            self.finisher.rename, direct=(self.dest.direct_ok and self.write_bucket is None
-                                          and block_size % DIRECT_ALIGN == 0))
+        self.writing = self._file_writer(src, block_size)
         # Where files are fsynced and renamed one by one (a share), finishing threads do
         # that, so many more files wait for their round trips at once than there are
         # streams, without more readers or pool blocks.
@@ -161,15 +156,23 @@ class Pipeline:
         self._draining = threading.Event()   # the backlog is all taken: commit now
         self._backlog = None                 # the catalog's pending rows, shared by readers
         self._backlog_lock = threading.Lock()
-
-        def thread(name, fn, *args):
-            return threading.Thread(target=self._guard, args=(fn, *args), name=name,
-                                    daemon=True)
-        self._readers = [thread(f"reader-{i}", self._reader) for i in range(self.streams)]
-        self._writers = [thread(f"writer-{i}", self._writer, i)
+        self._readers = [self._thread(f"reader-{i}", self._reader)
                          for i in range(self.streams)]
-        self._finisher_t = thread("finisher", self._finisher)
+        self._writers = [self._thread(f"writer-{i}", self._writer, i)
+                         for i in range(self.streams)]
+        self._finisher_t = self._thread("finisher", self._finisher)
         self._threads = [*self._readers, *self._writers, self._finisher_t]
+
+    def _file_writer(self, src: bytes, block_size: int) -> FileWriter:
+        # O_DIRECT for large files on a local disk, unpaced (paced slices are not
+        # aligned; network filesystems turn O_DIRECT into one round trip per write)
+        direct = (self.dest.direct_ok and self.write_bucket is None
+                  and block_size % DIRECT_ALIGN == 0)
+        return FileWriter(self.dest, self.retrier, self.pool, self.write_bucket, self.stats,
+                          self._count, src, self.finisher.rename, direct=direct)
+
+    def _thread(self, name: str, fn, *args) -> threading.Thread:
+        return threading.Thread(target=self._guard, args=(fn, *args), name=name, daemon=True)
 
     # ------------------------------------------------------------- lifecycle --
 
