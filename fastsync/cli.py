@@ -33,13 +33,15 @@ Options:
                       [default: 1]
   --outage-timeout SEC  How long to wait for an unreachable share to come back
                       before stopping; 0 stops at once [default: 3600]
-  -q, --quiet         No progress, notes or summary; errors only
+  -q, --quiet         No progress, notes or summary; errors only (and one line
+                      saying how many files failed, if any did)
   -v, --verbose       Also print a line per file copied
   -h, --help          Show this help
   --version           Show the version
 
-SIZE and RATE take K, M, G, T (or KiB, MiB, GiB, TiB), powers of 1024, or KB, MB, GB,
-TB, powers of 1000; fractions are fine (1.5G). RATE is bytes per second: 20M = 20 MiB/s.
+Options are never abbreviated. SIZE and RATE take K, M, G, T (or KiB, MiB, GiB, TiB),
+powers of 1024, or KB, MB, GB, TB, powers of 1000; fractions are fine (1.5G). RATE is
+bytes per second: 20M = 20 MiB/s.
 
 Exit status: 0 all synced; 1 finished, but some files failed (they stay pending);
 2 bad usage, path or catalog (nothing written); 3 stopped by a fatal error (e.g.
@@ -84,7 +86,30 @@ def _usage_error(exc: DocoptExit) -> str:
     return first
 
 
+LONG_OPTIONS = frozenset(re.findall(r"^\s*(?:-\w, )?(--[a-z][a-z-]*)", __doc__, re.M))
+
+
+def _abbreviated(argv: list[str]) -> str | None:
+    """docopt takes any unambiguous prefix of a long option (`--del` for
+    --delete-extras, `--bw` for --bwlimit): a typo in a cron line must not start a
+    mirror. The first long option that is not written out in full, if any."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        name = arg.split("=", 1)[0]
+        if (name.startswith("--") and name not in LONG_OPTIONS
+                and any(o.startswith(name) for o in LONG_OPTIONS)):
+            return name
+    return None
+
+
 def _parse(argv: list[str]) -> dict:
+    short = _abbreviated(argv)
+    if short is not None:
+        full = ", ".join(sorted(o for o in LONG_OPTIONS if o.startswith(short)))
+        print(f"fastsync: error: unknown option {short} (options are never abbreviated: "
+              f"{full}?) (see fastsync --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     try:
         return docopt(__doc__, argv, version=f"fastsync {__version__}")
     except DocoptExit as e:

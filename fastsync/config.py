@@ -29,7 +29,9 @@ MIN_RATE = 1 * KiB
 MAX_RATE = 1024**4
 
 # At most 15 digits: anything longer is a typo, and would overflow float arithmetic.
-_SIZE = re.compile(r"^\s*(\d{1,15}(?:\.\d{0,9})?|\.\d{1,9})\s*(?:([kmgt])(i?b)?|(b))?\s*$",
+# [0-9], not \d: \d also takes other scripts' digits ('٣M' is not a size to a user)
+_SIZE = re.compile(r"^\s*([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})\s*"
+                   r"(?:([kmgt])(i?b)?|(b))?\s*$",
                    re.I)
 _POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
 
@@ -104,7 +106,7 @@ def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity
     block = parse_size(block_size, "--block-size")
     if not MIN_BLOCK <= block <= MAX_BLOCK:
         raise UsageError(f"--block-size {block_size!r} is out of range; use 4K to 1G")
-    if not re.fullmatch(r"\s*\d{1,9}\s*", queue_capacity):
+    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", queue_capacity):
         raise UsageError(f"--queue-capacity {queue_capacity!r} is not a whole number")
     capacity = int(queue_capacity)
     if not 1 <= capacity <= MAX_QUEUE:
@@ -124,7 +126,7 @@ def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity
 def _streams(text: str) -> int | None:
     if text.strip().lower() == "auto":
         return None
-    if not re.fullmatch(r"\s*\d{1,9}\s*", text):
+    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", text):
         raise UsageError(f"--streams {text!r} is not a whole number (1 to {MAX_STREAMS}) "
                          f"or auto")
     count = int(text)
@@ -199,12 +201,12 @@ MAX_OUTAGE = 30 * 86400.0
 def check_retry_values(*, retries: str, retry_delay: str, outage_timeout: str
                        ) -> tuple[int, float, float]:
     """--retries, --retry-delay and --outage-timeout, parsed and range-checked."""
-    if not re.fullmatch(r"\s*\d{1,9}\s*", retries) or int(retries) > MAX_RETRIES:
+    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", retries) or int(retries) > MAX_RETRIES:
         raise UsageError(f"--retries {retries!r} must be a whole number from 0 to {MAX_RETRIES}")
     values = []
     for option, text, limit in (("--retry-delay", retry_delay, MAX_DELAY),
                                 ("--outage-timeout", outage_timeout, MAX_OUTAGE)):
-        if not re.fullmatch(r"\s*(\d{1,9}(\.\d{0,6})?|\.\d{1,6})\s*", text) \
+        if not re.fullmatch(r"\s*([0-9]{1,9}(\.[0-9]{0,6})?|\.[0-9]{1,6})\s*", text) \
                 or float(text) > limit:
             raise UsageError(f"{option} {text!r} must be a number of seconds from 0 to "
                              f"{limit:.0f}")

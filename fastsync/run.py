@@ -382,3 +382,9 @@ class Run:
                      f"audit log {config.log}")
         for line in lines:
             self.console.note(line)
+        if status == "partial" and self.console.quiet:
+            # -q keeps errors: failures are errors, and cron mails what a job prints
+            problems = [f"{totals.failed:,} files failed"] + [
+                r for r in extra if "failed" in r or "errors" in r]
+            self.console.error(f"fastsync: partial: {'; '.join(problems)}; they stay "
+                               f"pending (see the audit log {config.log})")

@@ -25,7 +25,7 @@ import re
 import stat
 
 from . import _core, faults
-from .errors import SourceChanged, UsageError
+from .errors import FatalError, SourceChanged, UsageError, describe, is_fatal
 
 TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+(?:-\d+)?)\.tmp\Z")
 
@@ -295,6 +295,8 @@ def probe_destination(dst: bytes) -> int:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as e:
+        if is_fatal(e):
+            raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
         raise UsageError(f"DST {os.fsdecode(dst)!r} is not writable: {e.strerror}") from None
     try:
         try:
@@ -306,6 +308,8 @@ def probe_destination(dst: bytes) -> int:
             os.close(fd)
         got = os.stat(path).st_mtime_ns
     except OSError as e:
+        if is_fatal(e):     # full or read-only: the run cannot go on (status 3, not 2)
+            raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
         raise UsageError(f"DST {os.fsdecode(dst)!r} does not accept file times: "
                          f"{e.strerror}") from None
     finally:

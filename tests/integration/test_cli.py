@@ -175,9 +175,38 @@ def readonly_dst(pair):
 
 
 def test_unwritable_destination(fastsync, pair, readonly_dst):
+    """Without permission: a usage error (2). A read-only filesystem (root, who ignores
+    permissions, meets EROFS here) is a fatal stop like a full one (3), as documented."""
     write(pair.src / "f", b"x")
-    one_line_error(fastsync(*pair.args(), check=2), "is not writable")
+    if os.geteuid() == 0:
+        one_line_error(fastsync(*pair.args(), check=3), "EROFS: Read-only file system")
+    else:
+        one_line_error(fastsync(*pair.args(), check=2), "is not writable")
     assert not pair.db.exists()
+
+
+@pytest.mark.parametrize("abbreviation,full", [("--del", "--delete-extras"),
+                                                ("--bw=20M", "--bwlimit"),
+                                                ("--stream", "--streams")])
+def test_options_are_never_abbreviated(fastsync, pair, abbreviation, full):
+    """docopt would take `--del` for --delete-extras: a typo must not start a mirror."""
+    write(pair.dst / "extra", b"only in DST")
+    args = [abbreviation] if "=" in abbreviation or full == "--delete-extras" else [
+        abbreviation, "2"]
+    one_line_error(fastsync(*args, *pair.args(), check=2), f"unknown option "
+                   f"{abbreviation.split('=')[0]}", full)
+    assert (pair.dst / "extra").exists() and not pair.db.exists()
+
+
+def test_quiet_still_says_that_files_failed(fastsync, pair):
+    """-q keeps errors: a run with failures says so in one line (cron mails it)."""
+    write(pair.src / "good", b"x")
+    write(pair.src / "clash", b"a file where DST has a directory")
+    (pair.dst / "clash").mkdir()
+    write(pair.dst / "clash" / "inside", b"keeps it a directory")
+    proc = fastsync("-q", *pair.args(), check=1)
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and "1 files failed" in err and str(pair.log) in err, err
 
 
 def test_catalog_that_is_not_sqlite(fastsync, pair):

@@ -51,6 +51,10 @@ def test_defaults_are_valid():
     (dict(streams="0"), "--streams 0 is out of range; use 1 to 64 or auto"),
     (dict(streams="65"), "--streams 65 is out of range"),
     (dict(streams="two"), "--streams 'two' is not a whole number"),
+    (dict(streams="\u0661"), "is not a whole number"),             # Arabic-Indic one
+    (dict(block_size="\u0663M"), "is not a size"),                 # Arabic-Indic three
+    (dict(queue_capacity="\u0662\u0660"), "is not a whole number"),
+    (dict(bwlimit="\u0662\u0660M"), "is not a size"),
     (dict(streams="16", queue_capacity="1", block_size="1G"), "more than half of this"),
 ])
 def test_bad_values_are_named(kw, message):
