@@ -26,12 +26,12 @@ from typing import Callable
 
 from .catalog import Catalog, Outcome, PendingFile
 from .errors import FatalError, Interrupted, Restart, describe, may_pass
+from .fifo import POLL
 
 log = logging.getLogger(__name__)
 
 FILE_RETRIES = 3         # copies of one file again in the same run after a passing failure
 AGAIN_AFTER = (5, 15, 45)   # ... after this many times --retry-delay seconds
-POLL = 0.2
 
 _ERRORS = (OSError, Interrupted, FatalError)
 

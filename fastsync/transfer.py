@@ -207,8 +207,11 @@ class TempFile:
                           faults.check("write", self.final))
 
     def set_direct(self, on: bool) -> bool:
-        self.direct = set_direct(self.fd, on) and on
-        return self.direct == on
+        """Turn O_DIRECT on or off; False (and `direct` unchanged) if refused."""
+        if not set_direct(self.fd, on):
+            return False
+        self.direct = on
+        return True
 
     def flush_behind(self, offset: int, length: int, block_size: int) -> None:
         """Start writeback of this block and wait for the previous one, so the page

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fastsync import cli
+from fastsync import extraction
 
 OLD = time.time() - 3600
 
@@ -40,8 +40,8 @@ def test_only_dead_copies_of_fastsync_are_stale(tmp):
     mapped = unpacked(tmp, "_MEImapped")
     with open(mapped / "libpython3.11.so.1.0", "rb") as f, \
             mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ):   # a live process maps it
-        assert cli.stale_extractions(str(tmp), str(current)) == [str(stale)]
-    assert sorted(cli.stale_extractions(str(tmp), str(current))) == sorted(
+        assert extraction.stale_extractions(str(tmp), str(current)) == [str(stale)]
+    assert sorted(extraction.stale_extractions(str(tmp), str(current))) == sorted(
         [str(stale), str(mapped)])
 
 
@@ -49,8 +49,8 @@ def test_the_binary_removes_them_at_start_and_only_when_frozen(tmp, monkeypatch)
     current = unpacked(tmp, "_MEIcurrent", age=OLD)          # even when old itself
     stale = unpacked(tmp, "_MEIstale1")
     monkeypatch.setattr(sys, "_MEIPASS", str(current), raising=False)
-    cli._remove_stale_extractions()                          # not frozen: from source
+    extraction.remove_stale_extractions()                          # not frozen: from source
     assert stale.exists()
     monkeypatch.setattr(sys, "frozen", True, raising=False)
-    cli._remove_stale_extractions()
+    extraction.remove_stale_extractions()
     assert not stale.exists() and current.exists()
