@@ -20,7 +20,7 @@ ahead of it: rows become `synced` after the data is durable at the destination.
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 from urllib.parse import quote
 
-from .errors import CatalogError, CatalogLocked, FatalError
+from .errors import CatalogError, FatalError
+from .locks import CatalogLock
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x46535943  # "FSYC"
 SQLITE_MAGIC = b"SQLite format 3\x00"
-LOCK_WAIT = 2.0          # seconds to wait for a lock held by a process that is exiting
 
 
 def to_db(path: bytes) -> str | bytes:
@@ -177,10 +177,10 @@ class Outcome:
 
 
 class Catalog:
-    def __init__(self, path: str, conn: sqlite3.Connection, lock_fd: int):
+    def __init__(self, path: str, conn: sqlite3.Connection, lock: CatalogLock):
         self.path = path
         self._conn = conn
-        self._lock_fd = lock_fd
+        self._held = lock
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- opening --
@@ -188,13 +188,14 @@ class Catalog:
     @classmethod
     def open(cls, path: str, src: bytes, dst: bytes, version: str) -> "Catalog":
         """Open (or create) the catalog for SRC -> DST, holding its lock for this process."""
-        lock_fd = _lock(path)
+        lock = CatalogLock(path)
         try:
             conn = _connect(path)
-            catalog = cls(path, conn, lock_fd)
+            catalog = cls(path, conn, lock)
+            lock.hold_catalog()
             catalog._prepare(src, dst, version)
         except BaseException:
-            os.close(lock_fd)
+            lock.close()
             raise
         return catalog
 
@@ -239,13 +240,12 @@ class Catalog:
 
     def close(self) -> None:
         """Close the catalog and release its lock (safe to call twice)."""
-        if self._lock_fd < 0:
+        if not self._held.fds:
             return
         try:
             self._conn.close()
         finally:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            self._held.close()
 
     @contextmanager
     def _tx(self):
@@ -293,6 +293,14 @@ class Catalog:
     def set_meta(self, key: str, value) -> None:
         with self._tx() as c:
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def src_mounts(self) -> list[bytes]:
+        """SRC directories where a scan found another filesystem mounted (mirror.py)."""
+        return [os.fsencode(p) for p in json.loads(self.get_meta("src_mounts", "[]"))]
+
+    def set_src_mounts(self, paths: Sequence[bytes]) -> None:
+        # JSON of fsdecoded names: surrogate escapes survive it, so any bytes do
+        self.set_meta("src_mounts", json.dumps(sorted(os.fsdecode(p) for p in paths)))
 
     # ---------------------------------------------------------------- backlog --
 
@@ -519,39 +527,12 @@ def _show(value) -> str:
     return repr(os.fsdecode(from_db(value)))
 
 
-def _lock(path: str) -> int:
-    """Take <catalog>.lock for the life of the process (flock: the kernel drops it when
-    the process dies, however it dies). SQLite's own locks stay on the catalog itself."""
-    lock_path = path + ".lock"
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        raise CatalogError(f"cannot create the catalog lock {lock_path!r}: {e.strerror}") from None
-    deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            # A process that was just killed may take a moment to release it.
-            if time.monotonic() < deadline:
-                time.sleep(0.05)
-                continue
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise CatalogLocked(f"catalog {path!r} is in use by another fastsync "
-                                f"(pid {holder})") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
 def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
     if os.path.exists(path) and os.path.getsize(path) > 0:
         with open(path, "rb") as f:
             if f.read(16) != SQLITE_MAGIC:
                 raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
-    uri = "file:" + quote(os.path.abspath(path)) + ("?mode=ro" if readonly else "")
+    uri = "file:" + quote(os.fsencode(os.path.abspath(path))) + ("?mode=ro" if readonly else "")
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                timeout=30)

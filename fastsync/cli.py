@@ -65,7 +65,8 @@ import traceback
 from docopt import DocoptExit, docopt
 
 from . import __version__, _core, faults
-from .config import Config, check_paths, check_retry_values, check_values
+from .config import Config, check_retry_values, check_values
+from .paths import check_paths
 from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError
 from .extraction import remove_stale_extractions
 from .progress import Console, ConsoleHandler

@@ -135,64 +135,6 @@ def _streams(text: str) -> int | None:
     return count
 
 
-def _inside(path: bytes, root: bytes) -> bool:
-    return path == root or path.startswith(root.rstrip(b"/") + b"/")
-
-
-def check_paths(src: str, dst: str, db: str, log: str) -> tuple[bytes, bytes]:
-    """Check SRC, DST, the catalog and the log path; return SRC and DST as absolute bytes.
-
-    DST must already exist: if a share is not mounted, its mount point is an empty local
-    directory, and creating DST below it would fill the local disk instead.
-    """
-    for label, value in (("SRC", src), ("DST", dst), ("--db", db), ("--log", log)):
-        if not value.strip():
-            # "" would silently mean the current directory (think of an unset
-            # variable in a cron line, with --delete-extras)
-            raise UsageError(f"{label} is an empty string")
-    paths = {}
-    for label, value in (("SRC", src), ("DST", dst)):
-        path = os.path.abspath(os.fsencode(value))
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise UsageError(f"{label} {value!r} does not exist") from None
-        except OSError as e:
-            raise UsageError(f"{label} {value!r} cannot be read: {e.strerror}") from None
-        if not os.path.isdir(path):
-            raise UsageError(f"{label} {value!r} is not a directory")
-        paths[label] = (path, st)
-    (src_b, src_st), (dst_b, dst_st) = paths["SRC"], paths["DST"]
-    # Tried for real rather than asked of os.access, which guesses wrong on shares with
-    # ACLs or id mapping. (DST gets a real write at startup: transfer.probe_destination.)
-    try:
-        with os.scandir(src_b) as entries:
-            next(entries, None)
-    except OSError as e:
-        raise UsageError(f"SRC {src!r} cannot be listed: {e.strerror}") from None
-    real_src, real_dst = os.path.realpath(src_b), os.path.realpath(dst_b)
-    if (src_st.st_dev, src_st.st_ino) == (dst_st.st_dev, dst_st.st_ino):
-        raise UsageError("SRC and DST are the same directory")
-    if _inside(real_dst, real_src) or _inside(real_src, real_dst):
-        raise UsageError("SRC and DST must not be inside one another")
-    for label, value in (("catalog", db), ("log", log)):
-        parent = os.path.dirname(os.path.abspath(value)) or "."
-        if not os.path.isdir(parent):
-            raise UsageError(f"{label} directory {parent!r} does not exist")
-        real = os.path.realpath(os.fsencode(value))
-        if _inside(real, real_src) or _inside(real, real_dst):
-            raise UsageError(f"the {label} {value!r} must not be inside SRC or DST")
-        if os.path.isdir(value):
-            raise UsageError(f"the {label} path {value!r} is a directory")
-        if os.path.exists(value) and not os.path.isfile(value):
-            raise UsageError(f"the {label} path {value!r} is not a regular file")
-        if os.path.exists(value) and not os.access(value, os.R_OK | os.W_OK):
-            raise UsageError(f"the {label} {value!r} is not writable")
-        if not os.path.exists(value) and not os.access(parent, os.W_OK | os.X_OK):
-            raise UsageError(f"the {label} directory {parent!r} is not writable")
-    return src_b, dst_b
-
-
 MAX_RETRIES = 100
 MAX_DELAY = 3600.0
 MAX_OUTAGE = 30 * 86400.0

@@ -24,7 +24,8 @@ from .config import Config, format_size
 from .destination import LocalDestination
 from .directories import apply_directories
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncError,
-                     FatalError, Interrupted, describe)
+                     FatalError, Interrupted, UsageError, describe, is_fatal)
+from .locks import DestinationLock
 from .mirror import mirror
 from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
@@ -123,6 +124,7 @@ class Totals:
     stale_removed: int = 0
     retried: int = 0
     dir_failures: int = 0
+    held: int = 0                  # DST directories kept: their SRC mount is gone
     streams: int | None = None     # files in flight at once, as the pipeline chose
 
     def remarks(self) -> list[str]:
@@ -135,6 +137,9 @@ class Totals:
             extra.append(f"{self.scan_errors:,} scan errors")
         if self.dir_failures:
             extra.append(f"{self.dir_failures:,} directories failed")
+        if self.held:
+            extra.append(f"nothing deleted below {self.held:,} directories: their SRC "
+                         f"filesystem is not mounted (or empty)")
         if self.retried:
             extra.append(f"{self.retried:,} failures passed on a later try in this run")
         if self.stale_removed:
@@ -156,23 +161,47 @@ def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str,
 
 def run(config: Config, console: Console, stop: StopRequest) -> int:
     window = probe_destination(config.dst)
-    new_catalog = not os.path.exists(config.db) or os.path.getsize(config.db) == 0
-    catalog = Catalog.open(config.db, config.src, config.dst, __version__)
+    dst_lock = lock_destination(config.dst)
+    catalog = audit = None
     try:
-        audit = AuditLog(config.log)
-    except OSError as e:
-        catalog.close()
-        raise FatalError(f"cannot open the audit log {config.log!r}: {e.strerror}") from None
+        new_catalog = not os.path.exists(config.db) or os.path.getsize(config.db) == 0
+        catalog = Catalog.open(config.db, config.src, config.dst, __version__)
+        audit = open_audit(config.log)
+    finally:
+        if audit is None:
+            dst_lock.release()
+            if catalog is not None:
+                catalog.close()
     run_ = None
     try:
         run_ = Run(config, console, stop, catalog, audit, window, new_catalog)
+        run_.dst_lock = dst_lock
         return run_.execute()
     finally:
         stop.last_words = None
         if run_ is not None:
             run_.dest.close()
+        dst_lock.release()
         audit.close()
         catalog.close()
+
+
+def open_audit(path: str) -> AuditLog:
+    try:
+        return AuditLog(path)
+    except OSError as e:
+        raise FatalError(f"cannot open the audit log {path!r}: {e.strerror}") from None
+
+
+def lock_destination(dst: bytes) -> DestinationLock:
+    """Take DST's own lock (locks.py); an unwritable DST was already refused by the
+    probe, so a failure here is DST going away or filling up in between."""
+    try:
+        return DestinationLock(dst)
+    except OSError as e:
+        if is_fatal(e):
+            raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
+        raise UsageError(f"cannot lock DST {os.fsdecode(dst)!r}: {describe(e)}") from None
 
 
 class Run:
@@ -193,6 +222,7 @@ class Run:
                                audit=audit)
         self.totals = Totals()
         self.run_id: int | None = None
+        self.dst_lock: DestinationLock | None = None     # set by run(), released early
         # Everything done at DST goes through it, from the copy to the directories.
         self.dest = LocalDestination(config.dst,
                                      lambda: self.roots["dst"].problem() is None)
@@ -240,11 +270,14 @@ class Run:
             self.mirror()
             if stopped():
                 return self.finish("interrupted")
+        # Nothing more is created or deleted at DST: another run may have it now. (Its
+        # removal moves DST's mtime, which the directories phase then sets.)
+        self.dst_lock.release()
         self.directories()
         if stopped():
             return self.finish("interrupted")
         totals = self.totals
-        problems = totals.failed + totals.scan_errors + totals.dir_failures
+        problems = totals.failed + totals.scan_errors + totals.dir_failures + totals.held
         return self.finish("partial" if problems else "ok")
 
     def finish(self, status: str) -> int:
@@ -303,6 +336,10 @@ class Run:
                               "unchanged")
             return False
         self.backlog = backlog = result.backlog
+        # Mount points found now, and those found before whose directory is still there
+        # (unmounted since: mirror.py keeps their DST copies until they come back).
+        earlier = [p for p in self.catalog.src_mounts() if os.path.lexists(p)]
+        self.catalog.set_src_mounts(set(stats.mounts) | set(earlier))
         self.console.note(f"fastsync: scan done: {stats.src_files:,} files "
                           f"({format_size(stats.src_bytes)}) in SRC, "
                           f"{stats.src_files - backlog.files:,} already in sync, "
@@ -353,9 +390,11 @@ class Run:
             log.warning("--delete-extras: no complete scan of DST yet, nothing deleted")
             return
         result = mirror(self.catalog, self.config.src, self.config.dst, self.identity,
-                        self.stop.event, self.audit, self.run_id)
+                        self.stop.event, self.audit, self.run_id,
+                        self.catalog.src_mounts())
         self.totals.deleted = result.deleted
         self.totals.failed += result.failed + (1 if result.refused else 0)
+        self.totals.held = len(result.held)
 
     def directories(self) -> None:
         self.totals.dir_failures = apply_directories(self.catalog, self.dest, self.retrier,
@@ -385,6 +424,6 @@ class Run:
         if status == "partial" and self.console.quiet:
             # -q keeps errors: failures are errors, and cron mails what a job prints
             problems = [f"{totals.failed:,} files failed"] + [
-                r for r in extra if "failed" in r or "errors" in r]
+                r for r in extra if "failed" in r or "errors" in r or "not mounted" in r]
             self.console.error(f"fastsync: partial: {'; '.join(problems)}; they stay "
                                f"pending (see the audit log {config.log})")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from . import _core, faults
 from .catalog import Backlog, Catalog, to_db
 from .errors import Interrupted
+from .locks import DST_LOCK
 from .retry import Retrier
 from .transfer import is_temp_name
 
@@ -55,6 +56,7 @@ class ScanStats:
     src_done: bool = False
     dst_done: bool = False
     problems: list = field(default_factory=list)   # (path, message), first few only
+    mounts: list = field(default_factory=list)     # SRC directories where a mount starts
 
     @property
     def pending_files(self) -> int:
@@ -123,9 +125,9 @@ class Walker(threading.Thread):
         rows: list[tuple] = []
         st = _core.lstat(self.root)
         rows.append(self._row(self.root, st, "dir"))
-        stack = [self.root]
+        stack = [(self.root, st[8])]        # (directory, its device)
         while stack and not self.stop.is_set():
-            directory = stack.pop()
+            directory, device = stack.pop()
             try:
                 # Entries are taken one at a time: a directory of millions of files
                 # costs no more memory than a small one.
@@ -133,19 +135,25 @@ class Walker(threading.Thread):
                     for entry in entries:
                         if self.stop.is_set():
                             break
-                        rows = self._entry(entry.path, rows, stack)
+                        rows = self._entry(entry.path, device, rows, stack)
             except OSError as e:
                 self.out.put((self.side, "error", (directory, f"cannot list: {e.strerror}")))
         if rows:
             self.out.put((self.side, "rows", rows))
 
-    def _entry(self, path: bytes, rows: list, stack: list) -> list:
-        """Record one entry; returns the batch (a fresh list once a full one was sent)."""
+    def _entry(self, path: bytes, device: int, rows: list, stack: list) -> list:
+        """Record one entry of a directory on `device`; returns the batch (a fresh list
+        once a full one was sent)."""
         try:
             if self.side == "src" and is_temp_name(os.path.basename(path)):
                 self.out.put((self.side, "special",
                               (path, "name reserved for fastsync's temporary files")))
                 return rows
+            if os.path.dirname(path) == self.root and os.path.basename(path) == DST_LOCK:
+                if self.side == "src":   # a DST's lock: never copied over our own
+                    self.out.put((self.side, "special",
+                                  (path, "name reserved for fastsync's DST lock")))
+                return rows              # at DST: ours (or another run's), never an extra
             st = self.retrier.call(self.side, "stat", lambda: _core.lstat(path))
             kind = _kind(st[0])
             if kind is None:
@@ -166,7 +174,11 @@ class Walker(threading.Thread):
             self.out.put((self.side, "error", (path, e.strerror)))
             return rows
         if kind == "dir":
-            stack.append(path)
+            stack.append((path, st[8]))
+            if st[8] != device and self.side == "src":
+                # Another filesystem is mounted here: remembered, so that its DST copy
+                # is never deleted once it is unmounted and looks empty (mirror.py).
+                self.out.put((self.side, "mount", path))
         if len(rows) >= BATCH:
             self.out.put((self.side, "rows", rows))
             return []
@@ -233,6 +245,8 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
             stats.specials += 1
             log.info("not copied: %s is a %s", os.fsdecode(path), what)
             audit.event("special", "skipped", src=path, error=f"{what}: not copied")
+        elif event == "mount":
+            stats.mounts.append(payload)
         elif event == "stale":
             stats.stale_removed += 1
             log.info("removed stale temporary %s", os.fsdecode(payload))

@@ -1,0 +1,143 @@
+"""The two locks that keep runs from destroying each other's work.
+
+catalog lock  One run per catalog. Taken on the catalog file's identity, not on how its
+              path is spelled: `<real path>.lock` (symlinks and `..` resolved) holds the
+              holder's pid for the message, and the catalog file itself is locked too,
+              so a second name for it (a hard link, a bind mount) is caught as well.
+DST lock      One run per destination, whatever its catalog: `DST/.fastsync.lock`. Two
+              runs with different catalogs on one DST would delete each other's
+              temporaries as stale leftovers. The lock lives on DST itself, so it also
+              works between two hosts where the share passes flock on to the server
+              (NFSv4, SMB); a FUSE mount keeps flock on one host only. It is removed when
+              the copy and the deletions are done; a killed run leaves it behind, unlocked,
+              and the next run simply takes it.
+
+Both are flock(2) locks, which the kernel drops when the process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+
+from .errors import CatalogError, CatalogLocked
+
+WAIT = 2.0                      # seconds to wait for a lock held by a process that is exiting
+DST_LOCK = b".fastsync.lock"    # reserved at the root of DST (and so of SRC)
+
+
+def _holder() -> bytes:
+    return f"{os.getpid()}@{socket.gethostname()}\n".encode()
+
+
+def _take(fd: int) -> bool:
+    """flock fd exclusively, waiting up to WAIT for a holder that is just exiting."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _who(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return f"pid {text}" if text else "pid ?"
+
+
+class CatalogLock:
+    """Held for the life of the run; close() releases it (the files stay)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fds: list[int] = []
+        try:
+            self._lock_file(path, os.path.realpath(path) + ".lock")
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock_file(self, path: str, lock_path: str) -> None:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise CatalogError(f"cannot create the catalog lock {lock_path!r}: "
+                               f"{e.strerror}") from None
+        self.fds.append(fd)
+        if not _take(fd):
+            raise CatalogLocked(f"catalog {path!r} is in use by another fastsync "
+                                f"({_who(fd)})")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder(), 0)
+
+    def hold_catalog(self) -> None:
+        """Lock the catalog file itself, once SQLite has opened (or created) it: a second
+        name for the same file (a hard link) meets this lock. SQLite's own locks are
+        fcntl locks, which do not interact with flock on a local filesystem."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CatalogError(f"cannot open catalog {self.path!r}: {e.strerror}") from None
+        self.fds.append(fd)
+        if not _take(fd):
+            raise CatalogLocked(f"catalog {self.path!r} is in use by another fastsync "
+                                f"(under another name)")
+
+    def close(self) -> None:
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            os.close(fd)
+
+
+class DestinationLock:
+    """`DST/.fastsync.lock`, held from before the scan until release()."""
+
+    def __init__(self, dst: bytes):
+        self.path = os.path.join(dst, DST_LOCK)
+        self.fd = -1
+        for _ in range(10):     # the holder removed the file between our open and flock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            if not _take(fd):
+                who = _who(fd)
+                os.close(fd)
+                raise CatalogLocked(f"DST {os.fsdecode(os.path.dirname(self.path))!r} is "
+                                    f"in use by another fastsync run ({who})")
+            if _same_file(fd, self.path):
+                self.fd = fd
+                break
+            os.close(fd)
+        else:
+            raise CatalogLocked(f"cannot lock DST: {os.fsdecode(self.path)!r} keeps "
+                                f"being replaced")
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, _holder(), 0)
+
+    def release(self) -> None:
+        """Remove the lock file while still holding it, then let go: a run that opened
+        the old file finds it gone (_same_file) and takes a new one. Safe to call twice;
+        a failure to remove it only leaves an unlocked file for the next run to take."""
+        if self.fd < 0:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _same_file(fd: int, path: bytes) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
