@@ -6,7 +6,10 @@ a live check on SRC shows its counterpart absent (ENOENT/ENOTDIR). Any other ans
 (permission denied, I/O error, a share that hangs up) keeps the file. Before deleting
 anything, and again every 100 deletions, SRC must still be the same directory it was
 when the run started and must not be empty: an unmounted share looks like an empty
-directory, and without this check it would look like "everything was deleted".
+directory, and without this check it would look like "everything was deleted". The
+same holds below the root: a directory where a scan found another filesystem mounted
+(scan.py remembers them in the catalog) protects its DST copy while it is unmounted or
+empty; the run then ends with status 1 and says so.
 Directories are removed only when empty, deepest first, after their content.
 
 An entry that cannot be deleted (or looked at) is kept and counted as failed; the others
@@ -22,7 +25,7 @@ import logging
 import os
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .catalog import Catalog
 from .errors import FatalError, describe, is_fatal
@@ -38,6 +41,7 @@ class MirrorResult:
     failed: int = 0
     kept: int = 0          # reappeared on SRC, changed kind, or a non-empty directory
     refused: str | None = None
+    held: list = field(default_factory=list)  # DST dirs below unmounted SRC mount points
 
 
 class SourceGone(Exception):
@@ -57,6 +61,27 @@ def _check_source(src: bytes, identity: tuple[int, int]) -> None:
         raise SourceGone("SRC is empty (is the share mounted?)")
 
 
+def unmounted(mounts: list[bytes]) -> list[bytes]:
+    """The SRC directories where a scan found another filesystem mounted and that now
+    hold no filesystem of their own, or nothing at all: an unmounted share looks like
+    an empty directory, and what the DST copy has below it is not extra. A mount point
+    that SRC no longer has at all was removed on purpose, and protects nothing."""
+    gone = []
+    for path in mounts:
+        try:
+            st = os.lstat(path)
+            parent = os.stat(os.path.dirname(path))
+            empty = stat.S_ISDIR(st.st_mode) and not os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            gone.append(path)       # cannot tell: keep what is below it
+            continue
+        if st.st_dev == parent.st_dev or empty:
+            gone.append(path)
+    return gone
+
+
 def _absent(path: bytes) -> bool | None:
     """True if the live check shows `path` absent, False if present, None if unknown."""
     try:
@@ -69,8 +94,10 @@ def _absent(path: bytes) -> bool | None:
 
 
 def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
-           stop: threading.Event, audit, run_id: int) -> MirrorResult:
+           stop: threading.Event, audit, run_id: int, mounts: list[bytes] = ()
+           ) -> MirrorResult:
     result = MirrorResult()
+    held: list[bytes] = []      # DST counterparts of unmounted SRC mount points
     gone, touched = [], set()          # forgotten rows, changed directories
     unrecorded = 0                     # deletions not yet counted in the run's row
 
@@ -84,6 +111,7 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
 
     try:
         _check_source(src, identity)
+        held = _hold(result, src, dst, mounts)
         for path, kind in catalog.iter_extras():
             if stop.is_set():
                 break
@@ -91,6 +119,10 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
                 continue   # only ever below DST (the root itself always has a source row)
             if result.deleted and result.deleted % CHECK_EVERY == 0:
                 _check_source(src, identity)
+                held = _hold(result, src, dst, mounts)
+            if any(path == h or path.startswith(h + b"/") for h in held):
+                result.kept += 1
+                continue
             counterpart = src + path[len(dst):]
             absent = _absent(counterpart)
             if absent is None or absent is False:
@@ -140,6 +172,20 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
     finally:
         flush()
     return result
+
+
+def _hold(result: MirrorResult, src: bytes, dst: bytes, mounts) -> list[bytes]:
+    """DST directories to delete nothing below, with the reason told once each."""
+    held = []
+    for path in unmounted(mounts):
+        mine = dst + path[len(src):]
+        held.append(mine)
+        if mine not in result.held:
+            result.held.append(mine)
+            log.error("nothing deleted below %s: SRC %s held a mounted filesystem when "
+                      "scanned and is now unmounted or empty", os.fsdecode(mine),
+                      os.fsdecode(path))
+    return held
 
 
 def _failed(result: MirrorResult, audit, path: bytes, error: OSError) -> None:

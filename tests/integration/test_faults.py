@@ -422,3 +422,56 @@ def test_a_full_destination_met_in_the_directories_phase_stops_the_run(pair, pla
     assert main(pair.args(*FAST)) == EXIT_FATAL
     assert pair.rows("SELECT status FROM runs")[0][0] == "failed"
     assert (pair.dst / "a.txt").read_bytes() == b"alpha"
+
+
+# ------------------------------------- a filesystem mounted inside SRC goes away --
+
+@pytest.fixture
+def mount_in_src(pair):
+    """A tmpfs mounted at SRC/share, with files on it; the test may unmount it."""
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    point = pair.src / "share"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(point)], check=True)
+    write(point / "a.txt", b"on the mounted filesystem")
+    write(point / "deep" / "b.txt", b"deeper")
+    write(pair.src / "local.txt", b"on SRC's own filesystem")
+    yield point
+    subprocess.run(["umount", str(point)], stderr=subprocess.DEVNULL)
+
+
+def test_nothing_is_deleted_below_a_source_mount_that_went_away(pair, mount_in_src, capsys):
+    import subprocess
+    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert (pair.dst / "share" / "deep" / "b.txt").read_bytes() == b"deeper"
+    subprocess.run(["umount", str(mount_in_src)], check=True)
+    write(pair.dst / "extra.txt", b"a real extra, outside the mount")
+    capsys.readouterr()
+    assert main(pair.args("--delete-extras")) == EXIT_PARTIAL
+    assert (pair.dst / "share" / "a.txt").read_bytes() == b"on the mounted filesystem"
+    assert (pair.dst / "share" / "deep" / "b.txt").read_bytes() == b"deeper"
+    assert not (pair.dst / "extra.txt").exists()          # deletion goes on elsewhere
+    out = capsys.readouterr()
+    assert f"nothing deleted below {pair.dst / 'share'}" in out.err
+    assert "their SRC filesystem is not mounted" in out.out + out.err
+    deleted = [r["dst"] for r in pair.audit() if r["op"] == "delete" and r["status"] == "ok"]
+    assert deleted == [str(pair.dst / "extra.txt")]
+    # Mounted again: nothing to copy, nothing held, status 0
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_in_src)],
+                   check=True)
+    write(mount_in_src / "a.txt", b"on the mounted filesystem",
+          mtime_ns=os.stat(pair.dst / "share" / "a.txt").st_mtime_ns)
+    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert not (pair.dst / "share" / "deep").exists()      # now really gone from SRC
+
+
+def test_a_mount_point_removed_from_source_is_an_ordinary_deletion(pair, mount_in_src):
+    import subprocess
+    assert main(pair.args("--delete-extras")) == EXIT_OK
+    subprocess.run(["umount", str(mount_in_src)], check=True)
+    os.rmdir(mount_in_src)
+    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert not (pair.dst / "share").exists()
+    assert (pair.dst / "local.txt").exists()
