@@ -10,9 +10,17 @@ OSError and catches nothing it cannot fully handle.
 
 Identity: an unmounted share leaves its mount point, an empty directory on the local
 disk below, where files would only look copied. So DST's directory is held open from
-the start, and before anything is created (a temporary, a directory) and before a batch
-is recorded, DST's path must still lead to it. A share mounted again (a new device, the
-same kind of filesystem) is taken up: what was in flight is copied again (Restart).
+the start, and before anything is created (a temporary, a directory) or removed, and
+before a batch is recorded, DST's path must still lead to it. A share mounted again (a
+new device, the same kind of filesystem) is taken up: what was in flight is copied
+again (Restart).
+
+Kind changes: where DST has a directory and SRC a file or a link (rename cannot replace
+a directory), or DST a non-directory and SRC a directory, the entry fails with a
+KindClash that says so. With --delete-extras (`replace`), what DST has in the way is
+extra, as `rsync --delete` treats it: make_room() removes it, a whole tree if need be,
+by descriptors opened with O_NOFOLLOW, so that nothing is followed out of DST. What it
+removed is told by take_removed(), for the caller to audit and record.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ import os
 import threading
 
 from . import _core, faults
-from .errors import Restart
+from .errors import Restart, is_fatal
+from .kinds import KIND_NAMES, KindClash, clash_at, link_or_file, remove_tree
 from .transfer import DirMaker, make_symlink, open_temp, sync_directory
 
 # Local filesystems on which one syncfs(2) makes everything written through this
@@ -71,6 +80,7 @@ class Identity:
                 and fs_type(self.path) == self.fs_type)
 
 
+# How an entry's kind reads in a message.
 _probes = itertools.count()
 
 
@@ -91,10 +101,13 @@ def write_probe(directory: bytes) -> None:
 
 class LocalDestination:
     """DST as a path on this machine. `reachable()` answers whether DST's server
-    answers now (retry.Root.problem), used to tell a remount from an unmount."""
+    answers now (retry.Root.problem), used to tell a remount from an unmount.
+    `replace` (--delete-extras): an entry of another kind in the way of SRC's is
+    removed by make_room() instead of failing the entry."""
 
-    def __init__(self, path: bytes, reachable=lambda: True):
+    def __init__(self, path: bytes, reachable=lambda: True, replace: bool = False):
         self.path = path
+        self.replace = replace
         self._reachable = reachable
         self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         st = os.fstat(self._fd)
@@ -104,6 +117,12 @@ class LocalDestination:
         self.dirs = DirMaker(path)
         self._root_dev = self.dirs.device(path)
         self._lock = threading.Lock()
+        # Without `replace`: non-directories found where SRC has a directory (path ->
+        # kind), so the entries below fail at once, without a round trip each.
+        self._blocked: dict[bytes, str] = {}
+        self._removing = threading.Lock()      # one make_room at a time
+        self._removed: list[tuple[bytes, str]] = []     # (path, kind) not yet taken
+        self._ledger = threading.Lock()
 
     def close(self) -> None:
         os.close(self._fd)
@@ -154,11 +173,75 @@ class LocalDestination:
     def ensure_dir(self, directory: bytes) -> list[bytes]:
         """Make `directory` exist; return the directories whose content this changed.
         DST's identity is checked before anything is created: on an unmounted share's
-        mount point, directories would land on the local disk and be recorded."""
+        mount point, directories would land on the local disk and be recorded.
+        KindClash if DST has a non-directory there or above (a symlink to a directory
+        too: never created through); make_room() may remove it."""
         if self.dirs.known(directory):
             return []
+        self.refuse_blocked(directory)
         self.check()
-        return self.dirs.ensure(directory)
+        try:
+            return self.dirs.ensure(directory)
+        except NotADirectoryError as e:
+            clash = e.filename and clash_at(os.fsencode(e.filename), "dir", below=True)
+            if not clash:
+                raise
+            if not self.replace:
+                self._blocked[clash.path] = clash.found
+            raise clash from None
+
+    def refuse_blocked(self, directory: bytes) -> None:
+        """KindClash at once, without touching DST, if `directory` or a directory above
+        it was found to be a non-directory earlier in this run (callers use it before
+        the retrier, whose error handling probes DST: a round trip per entry below)."""
+        if not self._blocked or self.dirs.known(directory):
+            return
+        path = directory
+        while len(path) > len(self.path):
+            found = self._blocked.get(path)
+            if found is not None:
+                raise KindClash(path, found, "dir", below=True)
+            path = os.path.dirname(path)
+
+    def make_room(self, clash: KindClash) -> list[bytes]:
+        """With `replace`, remove what DST has at clash.path (a whole tree if it is a
+        directory) so that SRC's entry can take its place, and return the directories
+        whose content this changed. Without it, raise `clash`: nothing is removed.
+        The caller has seen SRC's entry (read the file, or one below the directory),
+        so what DST has there is extra. Only ever below DST, never DST itself."""
+        if not self.replace:
+            raise clash
+        path = clash.path
+        if not path.startswith(self.path.rstrip(b"/") + b"/") or \
+                os.path.normpath(path) != path:
+            raise OSError(errno.EPERM, "refusing to remove a path outside DST", path)
+        self.check()          # never remove in an unmounted share's mount point
+        with self._removing:
+            now = clash_at(path, clash.wanted)
+            if now is None:
+                return []     # gone, or another thread made the room meanwhile
+            try:
+                if now.found == "dir":
+                    remove_tree(path, self._note_removed)
+                else:
+                    os.unlink(path)         # a symlink itself, never its target
+                    self._note_removed(path, now.found)
+            except OSError as e:
+                where = f" at {os.fsdecode(path)!r}" if clash.below else ""
+                raise OSError(e.errno, f"cannot remove the {KIND_NAMES[now.found]} DST "
+                              f"has{where} to make room for SRC's "
+                              f"{KIND_NAMES[clash.wanted]}: {e.strerror}", path) from None
+        return [os.path.dirname(path)]
+
+    def _note_removed(self, path: bytes, kind: str) -> None:
+        with self._ledger:
+            self._removed.append((path, kind))
+
+    def take_removed(self) -> list[tuple[bytes, str]]:
+        """What make_room() removed since the last call: (path, kind), deepest first."""
+        with self._ledger:
+            removed, self._removed = self._removed, []
+        return removed
 
     def own_fsync(self, directory: bytes) -> bool:
         """Must a file in `directory` be fsynced itself? Yes where one syncfs per batch
@@ -182,13 +265,24 @@ class LocalDestination:
 
     def rename(self, tmp: bytes, final: bytes, retrying: bool) -> None:
         """rename(tmp, final). On a retry after a lost reply (the rename went through,
-        the answer did not come back), a missing tmp with final present counts as done."""
+        the answer did not come back), a missing tmp with final present counts as done.
+        A directory at `final` cannot be replaced by a rename: KindClash, or with
+        `replace` it is removed first (the caller has just read SRC's file or link)."""
         faults.fail("rename", final)
         try:
             os.rename(tmp, final)
         except FileNotFoundError:
             if not (retrying and os.path.lexists(final) and not os.path.lexists(tmp)):
                 raise
+        except OSError as e:
+            # Linux says EISDIR; a share's server may say EEXIST or EACCES. Looked at
+            # only after a failure: no round trip on the way of every file.
+            wanted = None if is_fatal(e) else link_or_file(tmp)
+            clash = wanted and clash_at(final, wanted)
+            if not clash:
+                raise
+            self.make_room(clash)
+            os.rename(tmp, final)
 
     def sync_dir(self, directory: bytes) -> None:
         sync_directory(directory)

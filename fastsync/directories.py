@@ -1,14 +1,22 @@
 """Directories at DST after the copy: create the missing ones, then give every directory
-whose content changed its source times back, deepest first."""
+whose content changed its source times back, deepest first.
+
+Where DST has a non-directory in the way of a directory (a file, or a symlink, which is
+never created through), the directory fails, saying so and that --delete-extras would
+replace it. With --delete-extras, once a live lstat shows SRC still has a directory
+there, what DST has is removed (destination.make_room) and recorded as a deletion."""
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 
 from .catalog import Catalog
+from .kinds import KindClash
 from .errors import FatalError, Interrupted, describe, is_fatal
+from .finisher import record_removals
 from .retry import Retrier
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,7 @@ def apply_directories(catalog: Catalog, dest, retrier: Retrier, stop: threading.
             done, failed, touched = [], [], set()
             fatal = _apply_page(page, dest, retrier, audit, failed_keys, done, failed,
                                 touched)
+            record_removals(dest.take_removed(), audit, catalog, audit.run_id)
             catalog.record_dirs(done, failed, sorted(touched))
             if fatal is not None:
                 raise fatal
@@ -47,7 +56,9 @@ def _apply_page(page, dest, retrier, audit, failed_keys, done, failed, touched
         if key in failed_keys:
             continue
         try:
-            touched.update(retrier.call("dst", "mkdir", lambda: dest.ensure_dir(path)))
+            dest.refuse_blocked(path)       # in the way, as found before: no round trip
+            touched.update(retrier.call("dst", "mkdir",
+                                        lambda: _make(dest, retrier, path)))
             retrier.call("dst", "utime", lambda: dest.set_dir_times(path, times))
             done.append(key)
         except Interrupted:
@@ -61,5 +72,31 @@ def _apply_page(page, dest, retrier, audit, failed_keys, done, failed, touched
             failed.append((key, describe(e)))
             failed_keys.add(key)
             audit.event("dir", "failed", dst=path, error=describe(e))
-            log.warning("directory %s: %s", os.fsdecode(path), describe(e))
+            # Below a name in the way, every directory fails for that one reason: the
+            # warning is the one of that name's own directory.
+            below = isinstance(e, KindClash) and e.path != path
+            log.log(logging.INFO if below else logging.WARNING, "directory %s: %s",
+                    os.fsdecode(path), describe(e))
     return None
+
+
+def _make(dest, retrier: Retrier, path: bytes) -> list[bytes]:
+    """ensure_dir; where DST has a non-directory in the way, make_room (which fails the
+    directory without --delete-extras). The row is as old as the scan, so SRC must
+    still have a directory there, looked at now: an unmounted SRC or a directory
+    removed since is no reason to remove anything at DST."""
+    try:
+        return dest.ensure_dir(path)
+    except KindClash as clash:
+        if dest.replace and not _is_dir(retrier.roots["src"].path
+                                        + clash.path[len(dest.path):]):
+            raise KindClash(clash.path, clash.found, "dir", below=True,
+                            outcome="kept, as SRC no longer has one there") from None
+        return dest.make_room(clash) + dest.ensure_dir(path)
+
+
+def _is_dir(path: bytes) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

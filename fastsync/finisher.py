@@ -12,6 +12,10 @@ recorded as synced. Then audit lines, then one catalog transaction, then the cou
 A failure that may pass (the source changed while read, a transient error outlasted its
 retries, a flush failed) is copied again later in the same run, up to FILE_RETRIES
 times: `Again` holds those until they are due and tells the readers when none can come.
+
+What DST removed to make room for an entry of another kind (--delete-extras, see
+destination.py) is recorded with the batch: a `delete` audit line each, as mirror.py
+writes them, and the run's deletion count in the catalog (record_removals).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from typing import Callable
 
 from .catalog import Catalog, Outcome, PendingFile
+from .kinds import KindClash
 from .errors import FatalError, Interrupted, Restart, describe, may_pass
 from .fifo import POLL
 
@@ -34,6 +39,20 @@ FILE_RETRIES = 3         # copies of one file again in the same run after a pass
 AGAIN_AFTER = (5, 15, 45)   # ... after this many times --retry-delay seconds
 
 _ERRORS = (OSError, Interrupted, FatalError)
+
+
+def record_removals(removed: list, audit, catalog: Catalog, run_id: int) -> None:
+    """Tell and record entries DST removed to make room for SRC's (path, kind): an audit
+    line each first (never a recorded deletion without its line), then the catalog
+    forgets them, marks their directories changed and counts them as this run's."""
+    if not removed:
+        return
+    for path, kind in removed:
+        audit.event("delete", "ok", dst=path, kind=kind)
+    audit.flush()
+    catalog.forget_dest([path for path, _ in removed],
+                        sorted({os.path.dirname(path) for path, _ in removed}),
+                        run_id, len(removed))
 
 
 class Again:
@@ -133,6 +152,9 @@ class Finisher:
         self.retrier, self.again, self.stats = retrier, again, stats
         self.algo, self.run_id, self.verbose = algo, run_id, verbose
         self.settle, self.stopping = settle, stopping
+        # A destination that never makes room for another kind need not say so.
+        self._take_removed = getattr(dest, "take_removed", lambda: [])
+        self._told: set[bytes] = set()   # names in the way whose entries below failed
 
     def commit(self, batch: list) -> None:
         """batch: (job, error or None) pairs; a job without error is fully written,
@@ -208,13 +230,16 @@ class Finisher:
         self.retrier.call("dst", "rename", rename)
 
     def _record(self, batch: list, errors: dict) -> None:
+        record_removals(self._take_removed(), self.audit, self.catalog, self.run_id)
         outcomes, touched = [], set()
         for job, _ in batch:
             touched.update(job.touched)         # mkdir changed them
             error = errors.get(id(job))
             if isinstance(error, Interrupted):
                 continue            # not an outcome: the file simply stays pending
-            if error is None:
+            if error is None or (isinstance(error, KindClash) and not error.below):
+                # renamed in; or its temporary came and went there (the rename met a
+                # directory): either way that directory's times are to be set again
                 touched.add(os.path.dirname(job.entry.dst))
             outcomes.append(self._outcome(job, error))
         # Audit first: a crash in between leaves an audit line for a file still pending
@@ -247,8 +272,20 @@ class Finisher:
         again = may_pass(error) and job.retries < FILE_RETRIES and not self.stopping()
         self.audit.event(op, "failed", src=entry.src, dst=entry.dst, size=entry.size,
                          error=message, retry="later in this run" if again else None)
-        log.warning("failed: %s: %s%s", os.fsdecode(entry.src), message,
-                    "; will copy it again later in this run" if again else "")
+        level, note = self._loudness(error)
+        log.log(level, "failed: %s: %s%s", os.fsdecode(entry.src), message,
+                "; will copy it again later in this run" if again else note)
         if again:
             self.again.later(entry, job.retries)
         return Outcome(entry.key, False, error=message, final=not again)
+
+    def _loudness(self, error: BaseException) -> tuple[int, str]:
+        """Every file below a name in DST's way fails for that one reason: the console
+        warns once per such name (the audit log has every file, -v shows them)."""
+        if not (isinstance(error, KindClash) and error.below):
+            return logging.WARNING, ""
+        if error.path in self._told:
+            return logging.INFO, ""
+        self._told.add(error.path)
+        return logging.WARNING, ("; the other files below it fail the same way (see the "
+                                 "audit log)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 
+from .kinds import KindClash
 from .transfer import DIRECT_ALIGN, TempFile
 
 DIRECT_MIN_BLOCKS = 2    # files of at least this many blocks are written with O_DIRECT
@@ -32,7 +33,8 @@ class FileWriter:
         """Make the parent directory exist, then create the temporary (files)."""
         dest, retrier = self.dest, self.retrier
         parent = os.path.dirname(job.entry.dst)
-        job.touched = retrier.call("dst", "mkdir", lambda: dest.ensure_dir(parent))
+        dest.refuse_blocked(parent)     # in the way, as found before: no round trip
+        job.touched = retrier.call("dst", "mkdir", lambda: self._make_parent(parent))
         job.own_fsync = dest.own_fsync(parent)
         if job.entry.kind == "symlink":
             return
@@ -41,6 +43,15 @@ class FileWriter:
         if (self.direct and not job.own_fsync
                 and job.stat[1] >= DIRECT_MIN_BLOCKS * self.pool.block_size):
             job.temp.set_direct(True)
+
+    def _make_parent(self, parent: bytes) -> list[bytes]:
+        """ensure_dir; where DST has a non-directory in the way, make_room (which fails
+        the file without --delete-extras). This file was just read from below that name
+        in SRC, so SRC has a directory there and what DST has is extra."""
+        try:
+            return self.dest.ensure_dir(parent)
+        except KindClash as clash:
+            return self.dest.make_room(clash) + self.dest.ensure_dir(parent)
 
     def write(self, job, block) -> None:
         temp = job.temp
