@@ -472,8 +472,19 @@ def syncfs_fd(int fd):
 
 # ----------------------------------------------------------------------- metadata --
 
+# Seconds whose nanoseconds fit in int64 whatever tv_nsec is (about 1677..2262).
+cdef int64_t _SAFE_SEC = 9223372035
+
+
 cdef inline object _ns(statx_timestamp ts):
-    return ts.tv_sec * 1000000000 + ts.tv_nsec
+    """A timestamp in ns since the epoch, exact for any time the filesystem holds.
+
+    tv_sec * 10**9 overflows int64 outside 1677..2262, and filesystems hold more (ext4
+    1901..2446, btrfs any int64 seconds): such a time is computed in Python ints, not
+    wrapped into a wrong date. Deciding what to do with it is the scan's business."""
+    if -_SAFE_SEC <= ts.tv_sec <= _SAFE_SEC:
+        return ts.tv_sec * 1000000000 + ts.tv_nsec     # C arithmetic: almost every time
+    return (<object>ts.tv_sec) * 1000000000 + ts.tv_nsec
 
 
 cdef tuple _stat_tuple(statx *st):

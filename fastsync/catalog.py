@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from .errors import CatalogError, FatalError
 from .locks import CatalogLock
+from .times import DST_TIME_UNKNOWN, recorded_btime
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x46535943  # "FSYC"
@@ -109,11 +110,13 @@ DEST_COLUMNS = ("dst_path", "kind", "size", "modified", "link_target")
 
 # Does destination entry d already hold source entry s? The spec's rule (same size, same
 # mtime) with mtimes compared at the destination's granularity (:window ns, measured at
-# startup: 1 on ext4, 100 on SMB, 1e9 on some shares), directories by mtime only, and
-# symlinks by target.
-MATCH = """(d.kind = s.kind AND d.size = s.size AND CASE s.kind
+# startup: 1 on ext4, 100 on SMB, 2e9 on FAT), directories by mtime only, and symlinks
+# by target. Both differences are compared, not abs(): abs(-2**63) is an SQLite error,
+# while a difference that overflows int64 becomes a REAL, which compares correctly.
+MATCH = f"""(d.kind = s.kind AND d.size = s.size AND CASE s.kind
     WHEN 'symlink' THEN d.link_target = s.link_target
-    ELSE abs(d.modified - s.modified) < :window END)"""
+    ELSE d.modified != {DST_TIME_UNKNOWN} AND d.modified - s.modified < :window
+         AND s.modified - d.modified < :window END)"""
 
 # The source entry is the one the row describes already: its hash still holds.
 SAME = """(files.kind = excluded.kind AND files.size = excluded.size
@@ -367,7 +370,8 @@ class Catalog:
                 " uid = ?, gid = ?, synced_at = ?, attempts = 0, last_error = NULL"
                 " WHERE src_path = ?",
                 [(o.hash, algo if o.hash else None, o.size, o.stat[0] & 0o7777, o.stat[2],
-                  o.stat[3], o.stat[4], o.stat[5], o.stat[6], o.stat[7], now, o.key)
+                  o.stat[3], o.stat[4], recorded_btime(o.stat[5]), o.stat[6], o.stat[7], now,
+                  o.key)
                  for o in copied])
             c.executemany("UPDATE files SET attempts = attempts + 1, last_error = ?"
                           " WHERE src_path = ?", [(o.error, o.key) for o in failed])
@@ -424,6 +428,11 @@ class Catalog:
                 f" JOIN scan_src s ON s.dst_path = d.dst_path"
                 f" WHERE d.rowid > :last AND s.kind != 'dir' AND {MATCH}",
                 {"last": last, "window": window}).fetchone()
+
+    def drop_source(self, path: bytes) -> None:
+        """Take back a source row of the scan in progress (a name DST cannot hold)."""
+        with self._tx() as c:
+            c.execute("DELETE FROM scan_src WHERE src_path = ?", (to_db(path),))
 
     def finish_scan(self, window: int) -> Backlog:
         """Make the staged scan the catalog's truth, atomically: rows for entries gone

@@ -31,6 +31,7 @@ the finisher once, as copied, failed or interrupted.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -48,6 +49,7 @@ from .errors import FatalError, Interrupted, SourceChanged, is_fatal
 from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks around
 from .finisher import Again, Finished, Finisher
 from .retry import Policy, Retrier, Root
+from .times import time_problem
 from .transfer import DIRECT_ALIGN, SourceFile, TempFile, changed, temp_path
 from .writer import FileWriter
 
@@ -115,8 +117,13 @@ class Pipeline:
     def __init__(self, catalog: Catalog, audit, dest: LocalDestination, *, src: bytes,
                  algo: str, block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
                  stats: TransferStats, policy: Policy, roots: dict[str, Root],
-                 streams: int | None = None, verbose: bool = False):
+                 streams: int | None = None, verbose: bool = False,
+                 no_links: str | None = None, time_span: tuple | None = None):
         self.catalog, self.audit = catalog, audit
+        # Why DST holds no symlinks (probe.py), or None: each link then fails at once,
+        # rather than being retried as if its EIO were an outage.
+        self.no_links = no_links
+        self.time_span = time_span      # DST's span of times (probe.py), or None
         self.src, self.algo = src, algo
         self.stats = stats
         self._stop = threading.Event()
@@ -302,14 +309,24 @@ class Pipeline:
 
     def _read_link(self, job: FileJob) -> None:
         path = job.entry.src
+        if self.no_links is not None:
+            error = OSError(errno.EOPNOTSUPP, self.no_links)
+            self._put_block(Block(job, -1, 0, 0, True, error=error))
+            return
         try:
             job.stat = self.retrier.call("src", "stat", lambda: _core.lstat(path))
             job.entry.link_target = self.retrier.call("src", "readlink",
                                                       lambda: os.readlink(path))
-            error = None
+            error = self._untimely(job.stat)
         except _ERRORS as e:
             error = self._settle(e)
         self._put_block(Block(job, -1, 0, 0, True, error=error))
+
+    def _untimely(self, st: tuple) -> OSError | None:
+        """A source whose times changed since the scan to one the catalog cannot record
+        or DST cannot hold (times.py) fails now, for good, before any byte is copied."""
+        problem = time_problem(st, self.time_span)
+        return None if problem is None else OSError(errno.EOVERFLOW, problem + "; not copied")
 
     def _read_file(self, job: FileJob) -> None:
         path, retrier = job.entry.src, self.retrier
@@ -319,6 +336,10 @@ class Pipeline:
             job.stat = src.stat
         except _ERRORS as e:
             self._put_block(Block(job, -1, 0, 0, True, error=self._settle(e)))
+            return
+        if (error := self._untimely(job.stat)) is not None:
+            src.close()
+            self._put_block(Block(job, -1, 0, 0, True, error=error))
             return
         try:
             digest = hashlib.new(self.algo)
