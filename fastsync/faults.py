@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 
 OPS = frozenset({"open", "read", "stat", "mkdir", "create", "write", "utime", "flush",
-                 "syncfs", "rename", "probe", "list"})
+                 "syncfs", "rename", "probe", "list", "symlink"})
 ENV = "FASTSYNC_TESTONLY_FAULTS"
 
 

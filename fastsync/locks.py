@@ -122,12 +122,16 @@ class DestinationLock:
 
     def release(self) -> None:
         """Remove the lock file while still holding it, then let go: a run that opened
-        the old file finds it gone (_same_file) and takes a new one. Safe to call twice;
-        a failure to remove it only leaves an unlocked file for the next run to take."""
+        the old file finds it gone (_same_file) and takes a new one. DST's own times,
+        which the removal moves, are put back as the run left them. Safe to call twice;
+        a failure here only leaves an unlocked file for the next run to take."""
         if self.fd < 0:
             return
+        root = os.path.dirname(self.path)
         try:
+            st = os.stat(root)
             os.unlink(self.path)
+            os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns))
         except OSError:
             pass
         os.close(self.fd)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from .catalog import Catalog
 from .errors import FatalError, describe, is_fatal
+from .probe import Traits
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,28 @@ def unmounted(mounts: list[bytes]) -> list[bytes]:
     return gone
 
 
+class FoldedSource:
+    """On a DST that folds case, `notes` at DST is the same entry as SRC's `NOTES`:
+    deleting it as an extra would delete the copy just made. Looks at SRC's directory
+    (one listing per directory, extras come sorted) for a name that folds alike."""
+
+    def __init__(self, traits: Traits):
+        self.traits = traits
+        self.directory: bytes | None = None
+        self.keys: set[bytes] = set()
+
+    def has(self, path: bytes) -> bool:
+        directory = os.path.dirname(path)
+        if directory != self.directory:
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                names = []
+            self.directory = directory
+            self.keys = {self.traits.fold(n) for n in names}
+        return self.traits.fold(os.path.basename(path)) in self.keys
+
+
 def _absent(path: bytes) -> bool | None:
     """True if the live check shows `path` absent, False if present, None if unknown."""
     try:
@@ -94,9 +117,10 @@ def _absent(path: bytes) -> bool | None:
 
 
 def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
-           stop: threading.Event, audit, run_id: int, mounts: list[bytes] = ()
-           ) -> MirrorResult:
+           stop: threading.Event, audit, run_id: int, mounts: list[bytes] = (),
+           traits: Traits = Traits()) -> MirrorResult:
     result = MirrorResult()
+    folded = FoldedSource(traits) if traits.folds_case else None
     held: list[bytes] = []      # DST counterparts of unmounted SRC mount points
     gone, touched = [], set()          # forgotten rows, changed directories
     unrecorded = 0                     # deletions not yet counted in the run's row
@@ -125,6 +149,8 @@ def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
                 continue
             counterpart = src + path[len(dst):]
             absent = _absent(counterpart)
+            if absent and folded is not None and folded.has(counterpart):
+                absent = False      # DST's name for a source entry spelled otherwise
             if absent is None or absent is False:
                 if absent is None:
                     result.failed += 1

@@ -31,7 +31,7 @@ from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
 from .retry import Policy, Retrier, Root
 from .scan import scan
-from .transfer import probe_destination
+from .probe import Traits, probe
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,10 @@ def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str,
 
 
 def run(config: Config, console: Console, stop: StopRequest) -> int:
-    window = probe_destination(config.dst)
     dst_lock = lock_destination(config.dst)
     catalog = audit = None
     try:
+        traits = probe(config.dst)
         new_catalog = not os.path.exists(config.db) or os.path.getsize(config.db) == 0
         catalog = Catalog.open(config.db, config.src, config.dst, __version__)
         audit = open_audit(config.log)
@@ -174,7 +174,7 @@ def run(config: Config, console: Console, stop: StopRequest) -> int:
                 catalog.close()
     run_ = None
     try:
-        run_ = Run(config, console, stop, catalog, audit, window, new_catalog)
+        run_ = Run(config, console, stop, catalog, audit, traits, new_catalog)
         run_.dst_lock = dst_lock
         return run_.execute()
     finally:
@@ -194,23 +194,24 @@ def open_audit(path: str) -> AuditLog:
 
 
 def lock_destination(dst: bytes) -> DestinationLock:
-    """Take DST's own lock (locks.py); an unwritable DST was already refused by the
-    probe, so a failure here is DST going away or filling up in between."""
+    """Take DST's own lock (locks.py), before anything else is written there: the
+    first write at DST, so an unwritable DST is refused here."""
     try:
         return DestinationLock(dst)
     except OSError as e:
-        if is_fatal(e):
+        if is_fatal(e):     # full or read-only: the run cannot go on (status 3, not 2)
             raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
-        raise UsageError(f"cannot lock DST {os.fsdecode(dst)!r}: {describe(e)}") from None
+        raise UsageError(f"DST {os.fsdecode(dst)!r} is not writable: {e.strerror}") from None
 
 
 class Run:
     """One run: the state its phases share, and one method per phase."""
 
     def __init__(self, config: Config, console: Console, stop: StopRequest,
-                 catalog: Catalog, audit: AuditLog, window: int, new_catalog: bool):
+                 catalog: Catalog, audit: AuditLog, traits: Traits, new_catalog: bool):
         self.config, self.console, self.stop = config, console, stop
-        self.catalog, self.audit, self.window = catalog, audit, window
+        self.catalog, self.audit, self.traits = catalog, audit, traits
+        self.window = traits.window
         self.new_catalog = new_catalog
         self.started = time.monotonic()
         self.roots = {"src": Root("SRC", config.src),
@@ -222,15 +223,20 @@ class Run:
                                audit=audit)
         self.totals = Totals()
         self.run_id: int | None = None
-        self.dst_lock: DestinationLock | None = None     # set by run(), released early
+        self.dst_lock: DestinationLock | None = None     # set by run()
         # Everything done at DST goes through it, from the copy to the directories.
         self.dest = LocalDestination(config.dst,
-                                     lambda: self.roots["dst"].problem() is None)
+                                     lambda: self.roots["dst"].problem() is None,
+                                     replace=config.delete_extras)
 
     # ------------------------------------------------------------ the whole run --
 
     def execute(self) -> int:
+        traits = self.traits
         self.catalog.set_meta("dst_mtime_granularity_ns", self.window)
+        self.catalog.set_meta("dst_folds_case", int(traits.folds_case))
+        self.catalog.set_meta("dst_changes_names", "".join(traits.changed))
+        self.catalog.set_meta("dst_symlinks", traits.links or "yes")
         self.backlog = self.catalog.backlog()
         self.mode, self.reason = choose_mode(self.backlog, self.config.rescan,
                                              self.new_catalog)
@@ -270,9 +276,6 @@ class Run:
             self.mirror()
             if stopped():
                 return self.finish("interrupted")
-        # Nothing more is created or deleted at DST: another run may have it now. (Its
-        # removal moves DST's mtime, which the directories phase then sets.)
-        self.dst_lock.release()
         self.directories()
         if stopped():
             return self.finish("interrupted")
@@ -282,6 +285,8 @@ class Run:
 
     def finish(self, status: str) -> int:
         totals = self.totals
+        # Mirror's deletions and those that made room for an entry that changed kind
+        totals.deleted = self.catalog.run_counts(self.run_id)["files_deleted"]
         self.catalog.finish_run(self.run_id, status)
         self.audit.event("run", status, copied=totals.copied, bytes=totals.copied_bytes,
                          failed=totals.failed, deleted=totals.deleted)
@@ -327,7 +332,8 @@ class Run:
         """Scan SRC and DST into the catalog; False if interrupted (nothing changed)."""
         self.console.note(f"fastsync: scanning SRC and DST ({self.reason})")
         result = scan(self.catalog, self.config.src, self.config.dst, self.window,
-                      self.stop.event, self.console.scan, self.audit, self.retrier)
+                      self.stop.event, self.console.scan, self.audit, self.retrier,
+                      self.traits)
         stats, totals = result.stats, self.totals
         totals.specials, totals.scan_errors = stats.specials, stats.errors
         totals.stale_removed = stats.stale_removed
@@ -356,7 +362,8 @@ class Run:
                             queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
                             streams=config.streams,     # None: by DST's filesystem
                             run_id=self.run_id, stats=stats, policy=self.policy,
-                            roots=self.roots, verbose=config.verbose)
+                            roots=self.roots, verbose=config.verbose,
+                            no_links=self.traits.links, time_span=self.traits.times)
         with pipeline:
             totals.streams = pipeline.streams
             if self.backlog.files:
@@ -391,7 +398,7 @@ class Run:
             return
         result = mirror(self.catalog, self.config.src, self.config.dst, self.identity,
                         self.stop.event, self.audit, self.run_id,
-                        self.catalog.src_mounts())
+                        self.catalog.src_mounts(), self.traits)
         self.totals.deleted = result.deleted
         self.totals.failed += result.failed + (1 if result.refused else 0)
         self.totals.held = len(result.held)

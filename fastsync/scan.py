@@ -29,7 +29,10 @@ from . import _core, faults
 from .catalog import Backlog, Catalog, to_db
 from .errors import Interrupted
 from .locks import DST_LOCK
+from .names import Names
+from .probe import Traits, remove_probe
 from .retry import Retrier
+from .times import DST_TIME_UNKNOWN, TIME_MAX_NS, TIME_MIN_NS, recorded_btime, time_problem
 from .transfer import is_temp_name
 
 log = logging.getLogger(__name__)
@@ -88,11 +91,14 @@ class Walker(threading.Thread):
     """Walks one tree depth-first and puts (side, event, payload) tuples on `out`."""
 
     def __init__(self, side: str, root: bytes, other_root: bytes, out: queue.Queue,
-                 stop: threading.Event, retrier: Retrier):
+                 stop: threading.Event, retrier: Retrier, traits: Traits = Traits()):
         super().__init__(name=f"scan-{side}", daemon=True)
         self.side, self.root, self.other_root = side, root, other_root
         self.out, self.stop, self.retrier = out, stop, retrier
         self.failure: BaseException | None = None
+        self.traits = traits
+        # Names are checked against what DST can hold on the SRC side only.
+        self.names = Names(traits, out) if side == "src" and traits.limits_names else None
 
     def run(self) -> None:
         try:
@@ -107,8 +113,19 @@ class Walker(threading.Thread):
     def _counterpart(self, path: bytes) -> bytes:
         return self.other_root + path[len(self.root):]
 
-    def _row(self, path: bytes, st: tuple, kind: str) -> tuple:
+    def _row(self, path: bytes, st: tuple, kind: str) -> tuple | None:
+        """The entry's row; None for a source entry with a time the catalog cannot
+        hold, which is reported as a scan error instead (and a directory still walked)."""
         mode, size, atime, mtime, ctime, btime, uid, gid = st[:8]
+        if self.side == "src":
+            problem = time_problem(st, self.traits.times)
+            if problem is not None:
+                # Recording it would need a wrong time, which the copy would then apply
+                # and the next scan see as a change: it is told about on every run.
+                self.out.put((self.side, "error", (path, problem + (
+                    "; its own times are not copied (what it holds is)" if kind == "dir"
+                    else "; not copied"))))
+                return None
         target = None
         if kind == "symlink":
             target = os.readlink(path)
@@ -116,15 +133,20 @@ class Walker(threading.Thread):
         elif kind == "dir":
             size = 0   # directory sizes are filesystem-specific; never compared
         if self.side == "src":
-            return (to_db(path), to_db(self._counterpart(path)), kind, size, btime, ctime,
-                    mtime, atime, mode & 0o7777, uid, gid,
+            return (to_db(path), to_db(self._counterpart(path)), kind, size,
+                    recorded_btime(btime), ctime, mtime, atime, mode & 0o7777, uid, gid,
                     None if target is None else to_db(target))
+        # A DST time the catalog cannot hold matches no source time: copied over.
+        if not TIME_MIN_NS <= mtime <= TIME_MAX_NS:
+            mtime = DST_TIME_UNKNOWN
         return (to_db(path), kind, size, mtime, None if target is None else to_db(target))
 
     def _walk(self) -> None:
         rows: list[tuple] = []
         st = _core.lstat(self.root)
-        rows.append(self._row(self.root, st, "dir"))
+        row = self._row(self.root, st, "dir")
+        if row is not None:          # None: reported (a time beyond the catalog)
+            rows.append(row)
         stack = [(self.root, st[8])]        # (directory, its device)
         while stack and not self.stop.is_set():
             directory, device = stack.pop()
@@ -132,9 +154,14 @@ class Walker(threading.Thread):
                 # Entries are taken one at a time: a directory of millions of files
                 # costs no more memory than a small one.
                 with self.retrier.call(self.side, "list", lambda: _list(directory)) as entries:
+                    if self.names is not None:
+                        self.names.new_directory()
                     for entry in entries:
                         if self.stop.is_set():
                             break
+                        if self.names is not None and not self.names.fits(entry.path,
+                                                                          rows, stack):
+                            continue
                         rows = self._entry(entry.path, device, rows, stack)
             except OSError as e:
                 self.out.put((self.side, "error", (directory, f"cannot list: {e.strerror}")))
@@ -167,7 +194,13 @@ class Walker(threading.Thread):
                 os.unlink(path)
                 self.out.put((self.side, "stale", path))
                 return rows
-            rows.append(self._row(path, st, kind))
+            elif kind == "dir" and self.side == "dst" and is_temp_name(os.path.basename(path)):
+                remove_probe(path)   # a killed run's probe directory (probe.py)
+                self.out.put((self.side, "stale", path))
+                return rows
+            row = self._row(path, st, kind)
+            if row is not None:      # None: reported; a directory is walked all the same
+                rows.append(row)
         except FileNotFoundError:
             return rows     # vanished while we looked: it is simply not there
         except OSError as e:
@@ -199,7 +232,7 @@ def _exists(path: bytes) -> bool:
 
 
 def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.Event,
-         progress, audit, retrier: Retrier) -> ScanResult:
+         progress, audit, retrier: Retrier, traits: Traits = Traits()) -> ScanResult:
     """Scan both trees in parallel and merge the result into the catalog atomically.
 
     `progress(stats)` is called a few times a second; `audit` receives special files.
@@ -208,7 +241,7 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
     stats = ScanStats()
     catalog.begin_scan()
     events: queue.Queue = queue.Queue(maxsize=8)
-    walkers = [Walker("src", src, dst, events, stop, retrier),
+    walkers = [Walker("src", src, dst, events, stop, retrier, traits),
                Walker("dst", dst, src, events, stop, retrier)]
     for w in walkers:
         w.start()
@@ -245,6 +278,9 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
             stats.specials += 1
             log.info("not copied: %s is a %s", os.fsdecode(path), what)
             audit.event("special", "skipped", src=path, error=f"{what}: not copied")
+        elif event == "drop":
+            catalog.drop_source(payload)
+            stats.src_entries -= 1
         elif event == "mount":
             stats.mounts.append(payload)
         elif event == "stale":

@@ -25,7 +25,7 @@ import re
 import stat
 
 from . import _core, faults
-from .errors import FatalError, SourceChanged, UsageError, describe, is_fatal
+from .errors import SourceChanged
 
 TEMP_RE = re.compile(rb"\.fastsync-(?:[0-9a-f]{16}|probe-\d+(?:-\d+)?)\.tmp\Z")
 
@@ -259,6 +259,7 @@ def make_symlink(target: bytes, tmp: bytes, final: bytes, times: tuple[int, int]
         pass
     faults.fail("create", final)
     try:
+        faults.fail("symlink", final)
         os.symlink(target, tmp)
     except OSError as e:
         if e.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
@@ -284,55 +285,3 @@ def sync_directory(path: bytes) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def probe_destination(dst: bytes) -> int:
-    """Check that DST takes new files and measure how finely it stores mtimes.
-
-    Returns the granularity in ns (1 on ext4, 100 on SMB, 10**9 on some shares): the
-    skip rule compares mtimes at this precision, so a share that rounds times does not
-    make every file look changed on the next scan.
-    """
-    path = os.path.join(dst, b".fastsync-probe-%d.tmp" % os.getpid())
-    probe = 1_700_000_001_123_456_789
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        if is_fatal(e):
-            raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
-        raise UsageError(f"DST {os.fsdecode(dst)!r} is not writable: {e.strerror}") from None
-    try:
-        try:
-            # One byte: an rclone mount uploads an empty file after close, and so
-            # resurrects it after our unlink.
-            os.write(fd, b"\n")
-            os.utime(fd, ns=(probe, probe))
-        finally:
-            os.close(fd)
-        got = os.stat(path).st_mtime_ns
-    except OSError as e:
-        if is_fatal(e):     # full or read-only: the run cannot go on (status 3, not 2)
-            raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
-        raise UsageError(f"DST {os.fsdecode(dst)!r} does not accept file times: "
-                         f"{e.strerror}") from None
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    window = granularity(probe, got)
-    if window is None:
-        raise UsageError(f"DST {os.fsdecode(dst)!r} does not keep modification times "
-                         f"(set {probe} ns, read back {got} ns)")
-    return window
-
-
-def granularity(wrote: int, read: int) -> int | None:
-    """The coarsest mtime precision consistent with writing `wrote` and reading back
-    `read` (ns): 1 if exact, 100 for SMB's 100 ns ticks, 2*10**9 for FAT; None if the
-    filesystem clearly does not keep the time at all."""
-    diff = abs(read - wrote)
-    for window in (1, 10, 100, 1000, 10**4, 10**5, 10**6, 10**7, 10**8, 10**9, 2 * 10**9):
-        if diff < window:
-            return window
-    return None

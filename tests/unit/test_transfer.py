@@ -6,8 +6,8 @@ import os
 import pytest
 
 from fastsync.errors import SourceChanged, UsageError
-from fastsync.transfer import (granularity, is_temp_name, open_source,
-                               open_temp, probe_destination, temp_path)
+from fastsync.probe import granularity, probe
+from fastsync.transfer import is_temp_name, open_source, open_temp, temp_path
 
 
 def test_temp_names_are_fixed_per_target_and_short():
@@ -59,13 +59,17 @@ def test_mtime_granularity(wrote, read, window):
 
 
 def test_probe_leaves_nothing_behind(tmp_path):
-    assert probe_destination(os.fsencode(tmp_path)) == 1
+    traits = probe(os.fsencode(tmp_path))
     assert list(tmp_path.iterdir()) == []
+    # ext4 and tmpfs keep every name, tell case apart, hold links, keep nanoseconds,
+    # and (ext4) hold times from 1901-12-13 on
+    assert (traits.window, traits.folds_case, traits.changed, traits.links) == (1, False, (), None)
+    assert traits.times is None or traits.times[0] <= -2**31 * 10**9
 
 
 def test_probe_of_a_missing_destination_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="is not writable"):
-        probe_destination(os.fsencode(tmp_path / "missing"))
+        probe(os.fsencode(tmp_path / "missing"))
 
 
 def test_errors_are_described_in_one_line():
