@@ -41,11 +41,12 @@ Options:
 
 Options are never abbreviated. SIZE and RATE take K, M, G, T (or KiB, MiB, GiB, TiB),
 powers of 1024, or KB, MB, GB, TB, powers of 1000; fractions are fine (1.5G). RATE is
-bytes per second: 20M = 20 MiB/s.
+per second and needs its unit (20M = 20 MiB/s, 2048B = 2048 bytes/s): a bare number,
+KiB/s to rsync, is refused.
 
 Exit status: 0 all synced; 1 finished, but some files failed (they stay pending);
 2 bad usage, path or catalog (nothing written); 3 stopped by a fatal error (e.g.
-destination full); 4 the catalog is in use by another fastsync; 70 internal error (a
+destination full); 4 the catalog or DST is in use by another fastsync; 70 internal error (a
 bug: the run is recorded as failed, a traceback is printed); 130/143 interrupted by
 SIGINT/SIGTERM (the catalog is consistent; run again to resume).
 

@@ -7,10 +7,10 @@ A rate is bytes per second and may end in "/s".
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
+from . import memory
 from .destination import STREAMS_LOCAL, STREAMS_NETWORK
 from .errors import UsageError
 
@@ -48,11 +48,18 @@ def parse_size(text: str, what: str = "size") -> int:
 
 
 def parse_rate(text: str, what: str = "--bwlimit") -> int:
-    """A rate in bytes per second; '0' means no limit."""
+    """A rate in bytes per second; '0' means no limit. A number needs its unit: rsync
+    reads `--bwlimit 20480` as KiB/s, so a bare number would mean 1024 times less here
+    than to an rsync user; `20480B` says bytes, `20M` MiB."""
     stripped = text.strip()
     if stripped.lower().endswith("/s"):
         stripped = stripped[:-2]
-    return parse_size(stripped, what)
+    rate = parse_size(stripped, what)
+    if rate and re.fullmatch(r"\s*[0-9.]+\s*", stripped):
+        raise UsageError(f"{what} {text!r} has no unit: rsync reads a bare number as "
+                         f"KiB/s; write {stripped.strip()}K for KiB/s, or "
+                         f"{stripped.strip()}B for bytes/s (M, G: MiB, GiB)")
+    return rate
 
 
 def format_size(n: float) -> str:
@@ -62,13 +69,6 @@ def format_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
-
-
-def physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 8 * GiB
 
 
 @dataclass(frozen=True)
@@ -115,11 +115,14 @@ def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity
     # auto: checked for the most it may pick, so that no DST turns a command line bad
     most = count or AUTO_STREAMS_MAX
     pool = (capacity + 2 * most) * block
-    if pool > physical_memory() // 2:
+    available, limit = memory.room(most)
+    if pool > available:
+        more = "than " + limit if limit.startswith("half") else f"than {limit} leaves"
         raise UsageError(f"--queue-capacity {capacity} x --block-size {block_size} with "
                          f"{most} streams{'' if count else ' (the most --streams auto picks)'}"
-                         f" needs {format_size(pool)} of buffers, more than half of this "
-                         f"machine's memory")
+                         f" needs {format_size(pool)} of buffers, more {more} "
+                         f"({format_size(max(available, 0))}); lower --block-size or "
+                         f"--queue-capacity")
     return rate, algo, block, capacity, count
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import re
 
-from fastsync import cli, config
+from fastsync import cli, memory
 from fastsync.config import check_values
 from fastsync.destination import STREAMS_LOCAL, STREAMS_NETWORK
 from fastsync.errors import UsageError
@@ -47,7 +47,7 @@ def test_auto_is_the_default_and_means_none(pair):
 def test_the_memory_check_assumes_the_most_auto_may_pick(monkeypatch):
     most = max(STREAMS_LOCAL, STREAMS_NETWORK)
     assert most > 2
-    monkeypatch.setattr(config, "physical_memory", lambda: 2 * (2 + 2 * 2) * GiB)
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2 * (2 + 2 * 2) * GiB)
     assert streams("2", queue_capacity="2", block_size="1G") == 2      # just fits
     with pytest.raises(UsageError, match=rf"with {most} streams \(the most --streams "
                                          rf"auto picks\) needs {2 + 2 * most}\.0 GiB"):
