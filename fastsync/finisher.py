@@ -232,6 +232,7 @@ class Finisher:
     def _record(self, batch: list, errors: dict) -> None:
         record_removals(self._take_removed(), self.audit, self.catalog, self.run_id)
         outcomes, touched = [], set()
+        recovered = 0       # copied now, after failing earlier in this run
         for job, _ in batch:
             touched.update(job.touched)         # mkdir changed them
             error = errors.get(id(job))
@@ -242,6 +243,7 @@ class Finisher:
                 # directory): either way that directory's times are to be set again
                 touched.add(os.path.dirname(job.entry.dst))
             outcomes.append(self._outcome(job, error))
+            recovered += error is None and job.retries > 0
         # Audit first: a crash in between leaves an audit line for a file still pending
         # (copied again later), never a synced file without its audit line.
         self.audit.flush()
@@ -255,6 +257,7 @@ class Finisher:
                 stats.files_failed += 1
             else:
                 stats.files_retried += 1
+        stats.files_recovered += recovered
         self.again.settled(len(batch))
 
     def _outcome(self, job, error: BaseException | None) -> Outcome:

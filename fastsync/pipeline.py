@@ -106,6 +106,7 @@ class TransferStats:
     bytes_done: int = 0
     files_failed: int = 0           # failed, not to be tried again in this run
     files_retried: int = 0          # failed, then taken up again later in this run
+    files_recovered: int = 0        # of those, copied on a later try
     bytes_read: int = 0
     bytes_written: int = 0
     current: tuple | None = None    # (name, size, bytes written) of a writer's file

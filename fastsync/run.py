@@ -122,7 +122,7 @@ class Totals:
     specials: int = 0
     scan_errors: int = 0
     stale_removed: int = 0
-    retried: int = 0
+    recovered: int = 0             # copied after failing earlier in the run
     dir_failures: int = 0
     held: int = 0                  # DST directories kept: their SRC mount is gone
     streams: int | None = None     # files in flight at once, as the pipeline chose
@@ -140,8 +140,9 @@ class Totals:
         if self.held:
             extra.append(f"nothing deleted below {self.held:,} directories: their SRC "
                          f"filesystem is not mounted (or empty)")
-        if self.retried:
-            extra.append(f"{self.retried:,} failures passed on a later try in this run")
+        if self.recovered:
+            extra.append(f"{self.recovered:,} files copied on a later try, after failing "
+                         f"earlier in this run")
         if self.stale_removed:
             extra.append(f"{self.stale_removed:,} stale temporaries of killed runs removed")
         return extra
@@ -371,7 +372,7 @@ class Run:
                 self.watch(pipeline, stats)
         self.console.clear()
         totals.copied, totals.failed = stats.files_done, stats.files_failed
-        totals.retried, totals.copied_bytes = stats.files_retried, stats.bytes_done
+        totals.recovered, totals.copied_bytes = stats.files_recovered, stats.bytes_done
         if pipeline.crash is not None:
             raise pipeline.crash
         if isinstance(pipeline.fatal, FatalError):     # e.g. a share that stayed away

@@ -51,9 +51,16 @@ def open_source(path: bytes) -> tuple[int, tuple]:
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     faults.fail("open", path)
     try:
-        fd = os.open(path, flags | O_NOATIME)
-    except PermissionError:
-        fd = os.open(path, flags)   # O_NOATIME needs ownership; EACCES re-raises here
+        try:
+            fd = os.open(path, flags | O_NOATIME)
+        except PermissionError:
+            fd = os.open(path, flags)   # O_NOATIME needs ownership; EACCES re-raises here
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        # O_NOFOLLOW met a symlink: not a loop, a file replaced since the scan
+        raise OSError(errno.ELOOP, "is now a symbolic link (it was a file when scanned); "
+                      "the next scan takes it as a link", path) from None
     try:
         st = _core.fstat(fd)
         if not stat.S_ISREG(st[0]):

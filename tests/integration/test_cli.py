@@ -57,7 +57,8 @@ def test_quiet_run_is_silent(fastsync, pair):
 
 BAD_VALUES = [
     (["--bwlimit", "fast"], "--bwlimit 'fast' is not a size"),
-    (["--bwlimit", "10"], "--bwlimit '10' is 10 bytes/s"),
+    (["--bwlimit", "10B"], "--bwlimit '10B' is 10 bytes/s"),
+    (["--bwlimit", "20480"], "--bwlimit '20480' has no unit"),
     (["--block-size", "0"], "--block-size '0' is out of range"),
     (["--block-size", "5Q"], "--block-size '5Q' is not a size"),
     (["--queue-capacity", "-3"], "--queue-capacity '-3' is not a whole number"),

@@ -36,8 +36,17 @@ def test_defaults_are_valid():
     assert values() == (0, "sha256", 5 * 1024**2, 20, 2)
 
 
+def test_rates_with_units():
+    assert [values(bwlimit=r)[0] for r in ("0", "20480K", "20M", "2048B", "20MB")] == [
+        0, 20 * 1024**2, 20 * 1024**2, 2048, 20_000_000]
+
+
 @pytest.mark.parametrize("kw, message", [
-    (dict(bwlimit="20"), "--bwlimit '20' is 20 bytes/s"),
+    (dict(bwlimit="20B"), "--bwlimit '20B' is 20 bytes/s"),
+    # a bare number is KiB/s to an rsync user: refused, with both readings spelled out
+    (dict(bwlimit="20480"), "--bwlimit '20480' has no unit: rsync reads a bare number as "
+                            "KiB/s; write 20480K for KiB/s, or 20480B for bytes/s"),
+    (dict(bwlimit="20480/s"), "has no unit"),
     (dict(bwlimit="5P"), "--bwlimit '5P' is not a size"),
     (dict(bwlimit="2000T"), "--bwlimit"),
     (dict(checksum="crc32"), "--checksum 'crc32' is not supported"),

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from fastsync.errors import SourceChanged, UsageError
+from fastsync.errors import SourceChanged, UsageError, describe
 from fastsync.probe import granularity, probe
 from fastsync.transfer import is_temp_name, open_source, open_temp, temp_path
 
@@ -44,6 +44,9 @@ def test_a_source_that_became_a_symlink_is_not_followed(tmp_path):
     with pytest.raises(OSError) as e:
         open_source(os.fsencode(tmp_path / "link"))
     assert e.value.errno == errno.ELOOP
+    # said as what happened, not as "Too many levels of symbolic links"
+    assert describe(e.value) == ("ELOOP: is now a symbolic link (it was a file when "
+                                 "scanned); the next scan takes it as a link")
 
 
 @pytest.mark.parametrize("wrote, read, window", [
