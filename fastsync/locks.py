@@ -46,11 +46,13 @@ def _take(fd: int) -> bool:
 
 
 def _who(fd: int) -> str:
+    """' (pid N@host)' as the holder wrote it; '' where it cannot be read yet (a share
+    that uploads the file only when the holder closes it)."""
     try:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
     except OSError:
         text = ""
-    return f"pid {text}" if text else "pid ?"
+    return f" (pid {text})" if text else ""
 
 
 class CatalogLock:
@@ -73,8 +75,8 @@ class CatalogLock:
                                f"{e.strerror}") from None
         self.fds.append(fd)
         if not _take(fd):
-            raise CatalogLocked(f"catalog {path!r} is in use by another fastsync "
-                                f"({_who(fd)})")
+            raise CatalogLocked(f"catalog {path!r} is in use by another fastsync"
+                                f"{_who(fd)}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder(), 0)
 
@@ -109,7 +111,7 @@ class DestinationLock:
                 who = _who(fd)
                 os.close(fd)
                 raise CatalogLocked(f"DST {os.fsdecode(os.path.dirname(self.path))!r} is "
-                                    f"in use by another fastsync run ({who})")
+                                    f"in use by another fastsync run{who}")
             if _same_file(fd, self.path):
                 self.fd = fd
                 break
@@ -117,8 +119,9 @@ class DestinationLock:
         else:
             raise CatalogLocked(f"cannot lock DST: {os.fsdecode(self.path)!r} keeps "
                                 f"being replaced")
+        self.holder = _holder()
         os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, _holder(), 0)
+        os.pwrite(self.fd, self.holder, 0)
 
     def release(self) -> None:
         """Remove the lock file while still holding it, then let go: a run that opened
@@ -131,11 +134,30 @@ class DestinationLock:
         try:
             st = os.stat(root)
             os.unlink(self.path)
-            os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except OSError:
+            st = None
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass        # opened on a mount that died since (DST was mounted again)
+        self.fd = -1
+        try:
+            # A mount that uploads a file when it is closed (rclone without a cache)
+            # brings it back: removed again if it is still ours.
+            if _read(self.path) == self.holder:
+                os.unlink(self.path)
+            if st is not None:
+                os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns))
         except OSError:
             pass
-        os.close(self.fd)
-        self.fd = -1
+
+
+def _read(path: bytes) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(200)
+    except OSError:
+        return None
 
 
 def _same_file(fd: int, path: bytes) -> bool:

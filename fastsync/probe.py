@@ -144,8 +144,23 @@ def _time_span(home: bytes) -> tuple[int, int] | None:
 
 
 def _folds_case(home: bytes) -> bool:
-    _touch(os.path.join(home, b"case"))
-    return os.path.lexists(os.path.join(home, b"CASE"))
+    """Asked of the server, not of the client's cache: an rclone mount over a case-
+    insensitive SMB share answers a lookup of `CASE` from its own listing (not there),
+    and lets `CASE` be created, while the server writes it into `case`. So both are
+    written, with contents of one length, and `case` is read back."""
+    lower, upper = os.path.join(home, b"case"), os.path.join(home, b"CASE")
+    _write(lower, b"lower")
+    if os.path.lexists(upper):
+        return True                 # a local filesystem that folds (vfat, casefold)
+    try:
+        _write(upper, b"UPPER", exclusive=True)
+    except FileExistsError:
+        return True                 # the server said so (a kernel SMB client)
+    try:
+        with open(lower, "rb") as f:
+            return f.read() != b"lower"
+    except OSError:
+        return True                 # the client's idea of it no longer matches the server
 
 
 def _changed_names(home: bytes) -> tuple:
@@ -153,7 +168,7 @@ def _changed_names(home: bytes) -> tuple:
     for piece in RISKY:
         name = ("n" + piece + "n").encode("utf-8")
         try:
-            _touch(os.path.join(home, name))
+            _write(os.path.join(home, name))
             kept = name in os.listdir(home)
         except OSError:
             kept = False            # refused outright: as bad for such a name
@@ -174,8 +189,15 @@ def _no_links(home: bytes) -> str | None:
     return None
 
 
-def _touch(path: bytes) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+def _write(path: bytes, data: bytes = b"\n", exclusive: bool = False) -> None:
+    """Never empty: an rclone mount uploads an empty file after close, and so would
+    resurrect it after our unlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def remove_probe(home: bytes) -> None:
