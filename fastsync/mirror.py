@@ -119,85 +119,106 @@ def _absent(path: bytes) -> bool | None:
 def mirror(catalog: Catalog, src: bytes, dst: bytes, identity: tuple[int, int],
            stop: threading.Event, audit, run_id: int, mounts: list[bytes] = (),
            traits: Traits = Traits()) -> MirrorResult:
-    result = MirrorResult()
-    folded = FoldedSource(traits) if traits.folds_case else None
-    held: list[bytes] = []      # DST counterparts of unmounted SRC mount points
-    gone, touched = [], set()          # forgotten rows, changed directories
-    unrecorded = 0                     # deletions not yet counted in the run's row
+    return Mirror(catalog, src, dst, audit, run_id, mounts, traits).run(identity, stop)
 
-    def flush():
-        nonlocal unrecorded
-        catalog.forget_dest(gone, sorted(touched), run_id, unrecorded)
-        audit.flush()
-        gone.clear()
-        touched.clear()
-        unrecorded = 0
 
-    try:
-        _check_source(src, identity)
-        held = _hold(result, src, dst, mounts)
-        for path, kind in catalog.iter_extras():
-            if stop.is_set():
-                break
-            if not path.startswith(dst + b"/"):
-                continue   # only ever below DST (the root itself always has a source row)
-            if result.deleted and result.deleted % CHECK_EVERY == 0:
-                _check_source(src, identity)
-                held = _hold(result, src, dst, mounts)
-            if any(path == h or path.startswith(h + b"/") for h in held):
+class Mirror:
+    """One pass over the extras: each one checked live, then deleted or kept."""
+
+    def __init__(self, catalog: Catalog, src: bytes, dst: bytes, audit, run_id: int,
+                 mounts, traits: Traits):
+        self.catalog, self.src, self.dst, self.audit = catalog, src, dst, audit
+        self.run_id, self.mounts = run_id, mounts
+        self.folded = FoldedSource(traits) if traits.folds_case else None
+        self.result = MirrorResult()
+        self.held: list[bytes] = []      # DST counterparts of unmounted SRC mount points
+        self.gone: list[bytes] = []      # forgotten rows
+        self.touched: set[bytes] = set()  # changed directories
+        self.unrecorded = 0              # deletions not yet counted in the run's row
+
+    def run(self, identity: tuple[int, int], stop: threading.Event) -> MirrorResult:
+        result, dst = self.result, self.dst
+        try:
+            _check_source(self.src, identity)
+            self.held = _hold(result, self.src, dst, self.mounts)
+            for path, kind in self.catalog.iter_extras():
+                if stop.is_set():
+                    break
+                if not path.startswith(dst + b"/"):
+                    continue   # only ever below DST (the root always has a source row)
+                if result.deleted and result.deleted % CHECK_EVERY == 0:
+                    _check_source(self.src, identity)
+                    self.held = _hold(result, self.src, dst, self.mounts)
+                if self._may_delete(path):
+                    self._delete(path, kind)
+                if len(self.gone) >= CHECK_EVERY:
+                    self._flush()
+        except SourceGone as e:
+            result.refused = str(e)
+            log.error("mirror stopped, nothing more deleted: %s", e)
+        finally:
+            self._flush()
+        return result
+
+    def _may_delete(self, path: bytes) -> bool:
+        """Is SRC's counterpart really absent, live, and nothing else protects it?"""
+        result = self.result
+        if any(path == h or path.startswith(h + b"/") for h in self.held):
+            result.kept += 1
+            return False
+        counterpart = self.src + path[len(self.dst):]
+        absent = _absent(counterpart)
+        if absent and self.folded is not None and self.folded.has(counterpart):
+            absent = False      # DST's name for a source entry spelled otherwise
+        if absent is None:
+            result.failed += 1
+            self.audit.event("delete", "failed", dst=path, src=counterpart,
+                             error="cannot confirm the source is absent")
+            log.warning("kept %s: cannot check %s", os.fsdecode(path),
+                        os.fsdecode(counterpart))
+        elif absent is False:
+            result.kept += 1
+        return bool(absent)
+
+    def _delete(self, path: bytes, kind: str) -> None:
+        result = self.result
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self.gone.append(path)
+            return
+        except OSError as e:
+            _failed(result, self.audit, path, e)
+            return
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if is_dir != (kind == "dir"):
+            result.kept += 1   # changed kind since the scan: leave it to the next one
+            return
+        try:
+            if is_dir:
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 result.kept += 1
-                continue
-            counterpart = src + path[len(dst):]
-            absent = _absent(counterpart)
-            if absent and folded is not None and folded.has(counterpart):
-                absent = False      # DST's name for a source entry spelled otherwise
-            if absent is None or absent is False:
-                if absent is None:
-                    result.failed += 1
-                    audit.event("delete", "failed", dst=path, src=counterpart,
-                                error="cannot confirm the source is absent")
-                    log.warning("kept %s: cannot check %s", os.fsdecode(path),
-                                os.fsdecode(counterpart))
-                else:
-                    result.kept += 1
-                continue
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                gone.append(path)
-                continue
-            except OSError as e:
-                _failed(result, audit, path, e)
-                continue
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if is_dir != (kind == "dir"):
-                result.kept += 1   # changed kind since the scan: leave it to the next one
-                continue
-            try:
-                if is_dir:
-                    os.rmdir(path)
-                else:
-                    os.unlink(path)
-            except OSError as e:
-                if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    result.kept += 1
-                    log.info("kept %s: directory not empty", os.fsdecode(path))
-                    continue
-                _failed(result, audit, path, e)
-                continue
-            result.deleted += 1
-            unrecorded += 1
-            gone.append(path)
-            touched.add(os.path.dirname(path))
-            audit.event("delete", "ok", dst=path, kind=kind)
-            if len(gone) >= CHECK_EVERY:
-                flush()
-    except SourceGone as e:
-        result.refused = str(e)
-        log.error("mirror stopped, nothing more deleted: %s", e)
-    finally:
-        flush()
-    return result
+                log.info("kept %s: directory not empty", os.fsdecode(path))
+                return
+            _failed(result, self.audit, path, e)
+            return
+        result.deleted += 1
+        self.unrecorded += 1
+        self.gone.append(path)
+        self.touched.add(os.path.dirname(path))
+        self.audit.event("delete", "ok", dst=path, kind=kind)
+
+    def _flush(self) -> None:
+        self.catalog.forget_dest(self.gone, sorted(self.touched), self.run_id,
+                                 self.unrecorded)
+        self.audit.flush()
+        self.gone.clear()
+        self.touched.clear()
+        self.unrecorded = 0
 
 
 def _hold(result: MirrorResult, src: bytes, dst: bytes, mounts) -> list[bytes]:

@@ -48,6 +48,7 @@ from .destination import LocalDestination
 from .errors import FatalError, Interrupted, SourceChanged, is_fatal
 from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks around
 from .finisher import Again, Finished, Finisher
+from .probe import Traits
 from .retry import Policy, Retrier, Root
 from .times import time_problem
 from .transfer import DIRECT_ALIGN, SourceFile, TempFile, changed, temp_path
@@ -118,13 +119,9 @@ class Pipeline:
     def __init__(self, catalog: Catalog, audit, dest: LocalDestination, *, src: bytes,
                  algo: str, block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
                  stats: TransferStats, policy: Policy, roots: dict[str, Root],
-                 streams: int | None = None, verbose: bool = False,
-                 no_links: str | None = None, time_span: tuple | None = None):
+                 streams: int | None = None, verbose: bool = False, traits=Traits()):
         self.catalog, self.audit = catalog, audit
-        # Why DST holds no symlinks (probe.py), or None: each link then fails at once,
-        # rather than being retried as if its EIO were an outage.
-        self.no_links = no_links
-        self.time_span = time_span      # DST's span of times (probe.py), or None
+        self.traits = traits            # what DST can hold (probe.py)
         self.src, self.algo = src, algo
         self.stats = stats
         self._stop = threading.Event()
@@ -310,8 +307,9 @@ class Pipeline:
 
     def _read_link(self, job: FileJob) -> None:
         path = job.entry.src
-        if self.no_links is not None:
-            error = OSError(errno.EOPNOTSUPP, self.no_links)
+        if self.traits.links is not None:
+            # DST holds none: failed at once, not retried as if its EIO were an outage
+            error = OSError(errno.EOPNOTSUPP, self.traits.links)
             self._put_block(Block(job, -1, 0, 0, True, error=error))
             return
         try:
@@ -326,7 +324,7 @@ class Pipeline:
     def _untimely(self, st: tuple) -> OSError | None:
         """A source whose times changed since the scan to one the catalog cannot record
         or DST cannot hold (times.py) fails now, for good, before any byte is copied."""
-        problem = time_problem(st, self.time_span)
+        problem = time_problem(st, self.traits.times)
         return None if problem is None else OSError(errno.EOVERFLOW, problem + "; not copied")
 
     def _read_file(self, job: FileJob) -> None:

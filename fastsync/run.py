@@ -363,8 +363,7 @@ class Run:
                             queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
                             streams=config.streams,     # None: by DST's filesystem
                             run_id=self.run_id, stats=stats, policy=self.policy,
-                            roots=self.roots, verbose=config.verbose,
-                            no_links=self.traits.links, time_span=self.traits.times)
+                            roots=self.roots, verbose=config.verbose, traits=self.traits)
         with pipeline:
             totals.streams = pipeline.streams
             if self.backlog.files:

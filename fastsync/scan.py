@@ -231,6 +231,64 @@ def _exists(path: bytes) -> bool:
     return True
 
 
+class Tally:
+    """The consuming side of a scan: writes what the walkers find into the catalog
+    (this thread alone writes SQLite), counts it, and tells of what is not copied."""
+
+    def __init__(self, catalog: Catalog, window: int, audit):
+        self.catalog, self.window, self.audit = catalog, window, audit
+        self.stats = ScanStats()
+        self.running = 2
+
+    def take(self, side: str, event: str, payload) -> None:
+        getattr(self, "_" + event)(side, payload)
+
+    def _rows(self, side: str, rows: list) -> None:
+        stats = self.stats
+        if side == "src":
+            matched = self.catalog.add_source(rows, self.window)
+            stats.src_entries += len(rows)
+            files = [r for r in rows if r[2] != "dir"]
+            stats.src_files += len(files)
+            stats.src_bytes += sum(r[3] for r in files)
+        else:
+            matched = self.catalog.add_dest(rows, self.window)
+            stats.dst_entries += len(rows)
+            stats.dst_bytes += sum(r[2] for r in rows if r[1] != "dir")
+        stats.matched_files += matched[0]
+        stats.matched_bytes += matched[1]
+
+    def _error(self, side: str, payload: tuple) -> None:
+        path, message = payload
+        self.stats.errors += 1
+        if len(self.stats.problems) < 20:
+            self.stats.problems.append((path, message))
+        log.warning("scan %s: %s: %s", side.upper(), os.fsdecode(path), message)
+        if side == "src":
+            self.audit.event("scan", "failed", src=path, error=message)
+
+    def _special(self, side: str, payload: tuple) -> None:
+        path, what = payload
+        self.stats.specials += 1
+        log.info("not copied: %s is a %s", os.fsdecode(path), what)
+        self.audit.event("special", "skipped", src=path, error=f"{what}: not copied")
+
+    def _drop(self, side: str, path: bytes) -> None:
+        self.catalog.drop_source(path)      # a name DST cannot hold (names.py)
+        self.stats.src_entries -= 1
+
+    def _mount(self, side: str, path: bytes) -> None:
+        self.stats.mounts.append(path)
+
+    def _stale(self, side: str, path: bytes) -> None:
+        self.stats.stale_removed += 1
+        log.info("removed stale temporary %s", os.fsdecode(path))
+
+    def _done(self, side: str, payload) -> None:
+        self.running -= 1
+        setattr(self.stats, f"{side}_done", True)
+
+
 def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.Event,
          progress, audit, retrier: Retrier, traits: Traits = Traits()) -> ScanResult:
     """Scan both trees in parallel and merge the result into the catalog atomically.
@@ -238,63 +296,24 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
     `progress(stats)` is called a few times a second; `audit` receives special files.
     An interrupted scan leaves the catalog as it was before (the staging is discarded).
     """
-    stats = ScanStats()
+    tally = Tally(catalog, window, audit)
     catalog.begin_scan()
     events: queue.Queue = queue.Queue(maxsize=8)
     walkers = [Walker("src", src, dst, events, stop, retrier, traits),
                Walker("dst", dst, src, events, stop, retrier)]
     for w in walkers:
         w.start()
-    running = len(walkers)
-    while running:
+    while tally.running:
         try:
-            side, event, payload = events.get(timeout=0.25)
+            tally.take(*events.get(timeout=0.25))
         except queue.Empty:
-            progress(stats)
-            continue
-        if event == "rows":
-            if side == "src":
-                matched = catalog.add_source(payload, window)
-                stats.src_entries += len(payload)
-                files = [r for r in payload if r[2] != "dir"]
-                stats.src_files += len(files)
-                stats.src_bytes += sum(r[3] for r in files)
-            else:
-                matched = catalog.add_dest(payload, window)
-                stats.dst_entries += len(payload)
-                stats.dst_bytes += sum(r[2] for r in payload if r[1] != "dir")
-            stats.matched_files += matched[0]
-            stats.matched_bytes += matched[1]
-        elif event == "error":
-            path, message = payload
-            stats.errors += 1
-            if len(stats.problems) < 20:
-                stats.problems.append((path, message))
-            log.warning("scan %s: %s: %s", side.upper(), os.fsdecode(path), message)
-            if side == "src":
-                audit.event("scan", "failed", src=path, error=message)
-        elif event == "special":
-            path, what = payload
-            stats.specials += 1
-            log.info("not copied: %s is a %s", os.fsdecode(path), what)
-            audit.event("special", "skipped", src=path, error=f"{what}: not copied")
-        elif event == "drop":
-            catalog.drop_source(payload)
-            stats.src_entries -= 1
-        elif event == "mount":
-            stats.mounts.append(payload)
-        elif event == "stale":
-            stats.stale_removed += 1
-            log.info("removed stale temporary %s", os.fsdecode(payload))
-        elif event == "done":
-            running -= 1
-            setattr(stats, f"{side}_done", True)
-        progress(stats)
+            pass
+        progress(tally.stats)
     for w in walkers:
         w.join()
         if w.failure is not None:
             raise w.failure
     if stop.is_set():
-        return ScanResult(False, stats, None)
+        return ScanResult(False, tally.stats, None)
     backlog = catalog.finish_scan(window)
-    return ScanResult(True, stats, backlog)
+    return ScanResult(True, tally.stats, backlog)
