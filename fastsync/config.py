@@ -55,6 +55,10 @@ def parse_rate(text: str, what: str = "--bwlimit") -> int:
     if stripped.lower().endswith("/s"):
         stripped = stripped[:-2]
     rate = parse_size(stripped, what)
+    if rate == 0 and re.search(r"[1-9]", stripped):
+        # 0.5, 0.4B: not "no limit", which only 0 says
+        raise UsageError(f"{what} {text!r} is less than 1 byte/s; use 0 (no limit) or a "
+                         f"rate from 1K to 1T per second (e.g. 20M = 20 MiB/s)")
     if rate and re.fullmatch(r"\s*[0-9.]+\s*", stripped):
         raise UsageError(f"{what} {text!r} has no unit: rsync reads a bare number as "
                          f"KiB/s; write {stripped.strip()}K for KiB/s, or "

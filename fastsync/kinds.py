@@ -67,6 +67,10 @@ def remove_tree(top: bytes, removed: Callable[[bytes, str], None]) -> None:
     stack = [(os.open(top, _NOFOLLOW_DIR), top, None)]   # (fd, path, subdirs left)
     try:
         device = os.fstat(stack[0][0]).st_dev
+        if device != os.stat(os.path.dirname(top)).st_dev:
+            # a filesystem mounted at `top` itself: emptying it would not free the name
+            raise OSError(errno.EXDEV, f"another filesystem is mounted at "
+                          f"{os.fsdecode(top)!r}")
         while stack:
             fd, path, subdirs = stack[-1]
             if subdirs is None:

@@ -17,15 +17,24 @@ Both are flock(2) locks, which the kernel drops when the process dies, however i
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
 import socket
+import stat
 import time
 
-from .errors import CatalogError, CatalogLocked
+from . import _core
+from .destination import BATCH_DURABLE
+from .errors import CatalogError, CatalogLocked, UsageError, describe
+
+log = logging.getLogger(__name__)
 
 WAIT = 2.0                      # seconds to wait for a lock held by a process that is exiting
 DST_LOCK = b".fastsync.lock"    # reserved at the root of DST (and so of SRC)
+# flock errors that mean "no locks on this filesystem", not "held by another run"
+UNLOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
 def _holder() -> bytes:
@@ -33,13 +42,17 @@ def _holder() -> bytes:
 
 
 def _take(fd: int) -> bool:
-    """flock fd exclusively, waiting up to WAIT for a holder that is just exiting."""
+    """flock fd exclusively, waiting up to WAIT for a holder that is just exiting.
+    A held lock reads EAGAIN, or EACCES from an SMB server; ENOLCK (NFSv3 without a
+    lock daemon) and the like are raised: the caller decides."""
     deadline = time.monotonic() + WAIT
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
-        except BlockingIOError:
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
@@ -74,7 +87,12 @@ class CatalogLock:
             raise CatalogError(f"cannot create the catalog lock {lock_path!r}: "
                                f"{e.strerror}") from None
         self.fds.append(fd)
-        if not _take(fd):
+        try:
+            taken = _take(fd)
+        except OSError as e:
+            raise CatalogError(f"cannot lock the catalog {path!r}: {describe(e)}; keep "
+                               f"--db on a local disk") from None
+        if not taken:
             raise CatalogLocked(f"catalog {path!r} is in use by another fastsync"
                                 f"{_who(fd)}")
         os.ftruncate(fd, 0)
@@ -83,11 +101,16 @@ class CatalogLock:
     def hold_catalog(self) -> None:
         """Lock the catalog file itself, once SQLite has opened (or created) it: a second
         name for the same file (a hard link) meets this lock. SQLite's own locks are
-        fcntl locks, which do not interact with flock on a local filesystem."""
+        fcntl locks, which do not interact with flock on a local filesystem; over NFS
+        flock is an fcntl lock and would lock SQLite out, so there only the `.lock`
+        (by real path) applies."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
             raise CatalogError(f"cannot open catalog {self.path!r}: {e.strerror}") from None
+        if _core.filesystem_type(fd) not in BATCH_DURABLE:
+            os.close(fd)
+            return
         self.fds.append(fd)
         if not _take(fd):
             raise CatalogLocked(f"catalog {self.path!r} is in use by another fastsync "
@@ -105,13 +128,23 @@ class DestinationLock:
     def __init__(self, dst: bytes):
         self.path = os.path.join(dst, DST_LOCK)
         self.fd = -1
+        self.holder = _holder()
         for _ in range(10):     # the holder removed the file between our open and flock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            if not _take(fd):
+            fd = self._open()
+            try:
+                taken = _take(fd)
+            except OSError as e:
+                if e.errno not in UNLOCKABLE:
+                    os.close(fd)
+                    raise
+                log.warning("DST %s cannot be locked (%s): nothing keeps a second run "
+                            "off it; start one at a time", os.fsdecode(dst), describe(e))
+                taken = True
+            if not taken:
                 who = _who(fd)
                 os.close(fd)
-                raise CatalogLocked(f"DST {os.fsdecode(os.path.dirname(self.path))!r} is "
-                                    f"in use by another fastsync run{who}")
+                raise CatalogLocked(f"DST {os.fsdecode(dst)!r} is in use by another "
+                                    f"fastsync run{who}")
             if _same_file(fd, self.path):
                 self.fd = fd
                 break
@@ -119,9 +152,25 @@ class DestinationLock:
         else:
             raise CatalogLocked(f"cannot lock DST: {os.fsdecode(self.path)!r} keeps "
                                 f"being replaced")
-        self.holder = _holder()
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, self.holder, 0)
+
+    def _open(self) -> int:
+        """The lock file, never through a symlink (one planted there would have the lock
+        written into whatever it points at), and only a regular file."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            fd = -1
+        if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+            if fd >= 0:
+                os.close(fd)
+            raise UsageError(f"{os.fsdecode(self.path)!r} is not a regular file: fastsync "
+                             f"keeps its lock there; remove it")
+        return fd
 
     def release(self) -> None:
         """Remove the lock file while still holding it, then let go: a run that opened

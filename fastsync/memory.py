@@ -65,10 +65,10 @@ def _cgroup_room() -> int | None:
         _, controllers, path = line.split(":", 2)
         if controllers == "":             # v2
             bases = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-            files = ("memory.max", "memory.current")
+            files = ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):
             bases = ["/sys/fs/cgroup/memory"]
-            files = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
         else:
             continue
         for base in bases:
@@ -76,8 +76,11 @@ def _cgroup_room() -> int | None:
     return min(rooms) if rooms else None
 
 
-def _room_along(base: str, path: str, limit_file: str, usage_file: str) -> list[int]:
-    """limit - usage for the cgroup at `path` and each of its ancestors that has one."""
+def _room_along(base: str, path: str, limit_file: str, usage_file: str,
+                inactive_key: str) -> list[int]:
+    """limit - usage for the cgroup at `path` and each of its ancestors that has one.
+    Usage counts the page cache, much of which the kernel gives back on demand (a
+    previous copy's, say): its inactive part is not counted, as docker and kubelet do."""
     rooms = []
     parts = [p for p in path.split("/") if p]
     for depth in range(len(parts), -1, -1):
@@ -91,5 +94,18 @@ def _room_along(base: str, path: str, limit_file: str, usage_file: str) -> list[
             continue
         if limit == "max" or not limit.isdigit() or int(limit) >= 2**62:
             continue              # v1 says "unlimited" with a huge number
-        rooms.append(int(limit) - usage)
+        usage -= _stat(os.path.join(directory, "memory.stat"), inactive_key)
+        rooms.append(int(limit) - max(usage, 0))
     return rooms
+
+
+def _stat(path: str, key: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0

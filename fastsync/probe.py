@@ -21,6 +21,7 @@ Every probe entry lives in one directory named like a temporary (`.fastsync-prob
 from __future__ import annotations
 
 import os
+import stat
 import unicodedata
 from dataclasses import dataclass
 
@@ -28,11 +29,13 @@ from . import faults
 from .errors import FatalError, UsageError, describe, is_fatal
 from .times import TIME_MAX_NS, TIME_MIN_NS
 
+PROBE_PREFIX = b".fastsync-probe-"
 PROBE_TIME = 1_700_000_001_123_456_789
+NOT_UTF8 = "\udcff"      # the byte 0xFF, as os.fsdecode() shows a byte that is not UTF-8
 # Characters some shares cannot keep as they are (SMB maps them to Unicode look-alikes
-# or refuses them); a control character; and "é" decomposed, which a normalising
-# server stores composed.
-RISKY = ['\\', ':', '*', '?', '"', '<', '>', '|', '\x01', 'e\u0301']
+# or refuses them); a control character; "é" decomposed, which a normalising server
+# stores composed; and a byte that is not UTF-8 (the CIFS client makes it '?').
+RISKY = ['\\', ':', '*', '?', '"', '<', '>', '|', '\x01', 'e\u0301', NOT_UTF8]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Traits:
             if piece == "e\u0301":
                 if unicodedata.normalize("NFC", text) != text:
                     return "DST normalises Unicode names (this one is not in NFC form)"
+            elif piece == NOT_UTF8:
+                if any("\udc80" <= c <= "\udcff" for c in text):
+                    return "DST does not keep names that are not valid UTF-8"
             elif piece in text:
                 return f"DST does not keep the character {piece!r} in names"
         return None
@@ -68,12 +74,13 @@ class Traits:
 def probe(dst: bytes) -> Traits:
     """Find out what DST holds; a DST that takes no file is refused here (status 2, or
     3 if it is full or read-only)."""
-    home = os.path.join(dst, b".fastsync-probe-%d.tmp" % os.getpid())
+    home = os.path.join(dst, PROBE_PREFIX + b"%d.tmp" % os.getpid())
     try:
-        os.mkdir(home, 0o700)
-    except FileExistsError:
-        remove_probe(home)
-        os.mkdir(home, 0o700)
+        try:
+            os.mkdir(home, 0o700)
+        except FileExistsError:     # a leftover of a killed run with this pid
+            remove_probe(home)
+            os.mkdir(home, 0o700)
     except OSError as e:
         if is_fatal(e):
             raise FatalError(f"stopped: DST {os.fsdecode(dst)!r}: {describe(e)}") from None
@@ -83,6 +90,9 @@ def probe(dst: bytes) -> Traits:
         return Traits(window=window, folds_case=_folds_case(home),
                       changed=_changed_names(home), links=_no_links(home),
                       times=_time_span(home))
+    except OSError as e:            # DST failing in the middle: nothing to go on with
+        raise FatalError(f"stopped: DST {os.fsdecode(dst)!r} could not be probed: "
+                         f"{describe(e)}") from None
     finally:
         remove_probe(home)
 
@@ -166,7 +176,7 @@ def _folds_case(home: bytes) -> bool:
 def _changed_names(home: bytes) -> tuple:
     changed = []
     for piece in RISKY:
-        name = ("n" + piece + "n").encode("utf-8")
+        name = ("n" + piece + "n").encode("utf-8", "surrogateescape")
         try:
             _write(os.path.join(home, name))
             kept = name in os.listdir(home)
@@ -201,14 +211,27 @@ def _write(path: bytes, data: bytes = b"\n", exclusive: bool = False) -> None:
 
 
 def remove_probe(home: bytes) -> None:
-    """Remove the probe directory and what is in it; best effort (a leftover is a
-    reserved temporary name, removed by a later scan)."""
+    """Remove a probe directory and what is in it; best effort (a leftover is removed
+    by a later scan). Never through a symlink: a link (or file) under the name is
+    removed itself, and the directory is emptied through a descriptor opened with
+    O_NOFOLLOW, so nothing outside it is touched."""
     try:
-        for entry in os.listdir(home):
-            try:
-                os.unlink(os.path.join(home, entry))
-            except OSError:
-                pass
+        if not stat.S_ISDIR(os.lstat(home).st_mode):
+            os.unlink(home)
+            return
+        fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for name in os.listdir(fd):
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
         os.rmdir(home)
     except OSError:
         pass
+
+
+def is_probe_name(name: bytes) -> bool:
+    return name.startswith(PROBE_PREFIX) and name.endswith(b".tmp")

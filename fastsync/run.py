@@ -26,7 +26,7 @@ from .directories import apply_directories
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_SIGINT, EXIT_SIGTERM, FastsyncError,
                      FatalError, Interrupted, UsageError, describe, is_fatal)
 from .locks import DestinationLock
-from .mirror import mirror
+from .mirror import mirror, unmounted
 from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
 from .retry import Policy, Retrier, Root
@@ -345,7 +345,11 @@ class Run:
         self.backlog = backlog = result.backlog
         # Mount points found now, and those found before whose directory is still there
         # (unmounted since: mirror.py keeps their DST copies until they come back).
-        earlier = [p for p in self.catalog.src_mounts() if os.path.lexists(p)]
+        # A nested one stays even where it is gone, while a mount above it is away.
+        before = self.catalog.src_mounts()
+        away = unmounted(before)
+        earlier = [p for p in before if os.path.lexists(p)
+                   or any(p.startswith(m + b"/") for m in away)]
         self.catalog.set_src_mounts(set(stats.mounts) | set(earlier))
         self.console.note(f"fastsync: scan done: {stats.src_files:,} files "
                           f"({format_size(stats.src_bytes)}) in SRC, "

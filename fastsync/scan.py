@@ -30,7 +30,7 @@ from .catalog import Backlog, Catalog, to_db
 from .errors import Interrupted
 from .locks import DST_LOCK
 from .names import Names
-from .probe import Traits, remove_probe
+from .probe import Traits, is_probe_name, remove_probe
 from .retry import Retrier
 from .times import DST_TIME_UNKNOWN, TIME_MAX_NS, TIME_MIN_NS, recorded_btime, time_problem
 from .transfer import is_temp_name
@@ -176,7 +176,8 @@ class Walker(threading.Thread):
                 self.out.put((self.side, "special",
                               (path, "name reserved for fastsync's temporary files")))
                 return rows
-            if os.path.dirname(path) == self.root and os.path.basename(path) == DST_LOCK:
+            if os.path.dirname(path) == self.root and \
+                    self.traits.fold(os.path.basename(path)) == self.traits.fold(DST_LOCK):
                 if self.side == "src":   # a DST's lock: never copied over our own
                     self.out.put((self.side, "special",
                                   (path, "name reserved for fastsync's DST lock")))
@@ -194,7 +195,7 @@ class Walker(threading.Thread):
                 os.unlink(path)
                 self.out.put((self.side, "stale", path))
                 return rows
-            elif kind == "dir" and self.side == "dst" and is_temp_name(os.path.basename(path)):
+            elif kind == "dir" and self.side == "dst" and is_probe_name(os.path.basename(path)):
                 remove_probe(path)   # a killed run's probe directory (probe.py)
                 self.out.put((self.side, "stale", path))
                 return rows

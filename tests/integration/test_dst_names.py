@@ -66,6 +66,16 @@ def test_names_that_differ_only_in_case_are_neither_copied(fat, capsys):
     assert "4 scan errors" in capsys.readouterr().err
 
 
+def test_the_lock_name_in_another_case_at_the_root_of_src_is_not_copied(fat):
+    """On a DST that folds case, SRC's `.FASTSYNC.LOCK` would land on DST's lock."""
+    write(fat.src / ".FASTSYNC.LOCK", b"a user's file", mtime_ns=NS)
+    write(fat.src / "plain.txt", b"plain", mtime_ns=NS)
+    assert main(fat.args()) == EXIT_OK
+    assert os.listdir(fat.dst) == ["plain.txt"]
+    assert any(r["op"] == "special" and r["src"].endswith("/.FASTSYNC.LOCK")
+               for r in fat.audit())
+
+
 def test_a_name_that_folds_onto_an_older_dst_entry_is_not_deleted_after_the_copy(fat):
     """DST has `notes` from before; SRC has only `NOTES`. The copy lands in the same
     DST entry; --delete-extras must not then delete `notes` as an extra."""
@@ -84,26 +94,28 @@ def test_names_dst_would_store_as_other_names_fail_clearly(pair):
     import threading
     from fastsync.audit import AuditLog
     from fastsync.catalog import Catalog
-    from fastsync.probe import Traits
+    from fastsync.probe import NOT_UTF8, Traits
     from fastsync.retry import Policy, Retrier, Root
     from fastsync.scan import scan
     write(pair.src / "a:b.txt", b"colon", mtime_ns=NS)
     write(pair.src / "why?" / "inside.txt", b"question", mtime_ns=NS)
     write(pair.src / "cafe\u0301.txt", b"decomposed", mtime_ns=NS)
     write(pair.src / "fine.txt", b"fine", mtime_ns=NS)
+    write(os.path.join(os.fsencode(pair.src), b"caf\xe9.txt"), b"latin-1", mtime_ns=NS)
     src, dst = os.fsencode(pair.src), os.fsencode(pair.dst)
     cat = Catalog.open(str(pair.db), src, dst, "t")
     audit = AuditLog(str(pair.log))
     try:
         stop = threading.Event()
         roots = {"src": Root("SRC", src), "dst": Root("DST", dst, writable=True)}
-        traits = Traits(changed=(":", "?", "e\u0301"))
+        traits = Traits(changed=(":", "?", "e\u0301", NOT_UTF8))
         result = scan(cat, src, dst, 1, stop, lambda stats: None, audit,
                       Retrier(Policy(retries=0, delay=0), roots, stop), traits)
     finally:
         audit.close()
         cat.close()
-    assert result.stats.errors == 3
+    assert result.stats.errors == 4
+    assert "DST does not keep names that are not valid UTF-8" in _errors(pair)["caf\udce9.txt"]
     errors = _errors(pair)
     assert "DST does not keep the character ':' in names" in errors["a:b.txt"]
     assert "DST does not keep the character '?' in names" in errors["why?"]

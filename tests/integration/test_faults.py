@@ -486,3 +486,32 @@ def test_a_mount_point_removed_from_source_is_an_ordinary_deletion(pair, mount_i
     assert main(pair.args("--delete-extras")) == EXIT_OK
     assert not (pair.dst / "share").exists()
     assert (pair.dst / "local.txt").exists()
+
+
+def test_a_nested_mount_keeps_its_protection_while_the_one_above_is_away(pair):
+    """SRC/share and SRC/share/inner are both mounts. Both go away and a run scans
+    (inner's mount point is gone with share's content); then share comes back without
+    inner: inner's DST copy must still not be deleted."""
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    share = pair.src / "share"
+    share.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs"]
+    subprocess.run([*mount, str(share)], check=True)
+    try:
+        (share / "inner").mkdir()
+        subprocess.run([*mount, str(share / "inner")], check=True)
+        write(share / "top.txt", b"top")
+        write(share / "inner" / "data.txt", b"precious")
+        assert main(pair.args("--delete-extras")) == EXIT_OK
+        subprocess.run(["umount", str(share / "inner")], check=True)
+        subprocess.run(["umount", str(share)], check=True)
+        assert main(pair.args("--delete-extras")) == EXIT_PARTIAL
+        subprocess.run([*mount, str(share)], check=True)     # back, but without inner
+        write(share / "top.txt", b"top", mtime_ns=os.stat(pair.dst / "share" / "top.txt").st_mtime_ns)
+        (share / "inner").mkdir()
+        assert main(pair.args("--delete-extras")) == EXIT_PARTIAL
+        assert (pair.dst / "share" / "inner" / "data.txt").read_bytes() == b"precious"
+    finally:
+        subprocess.run(["umount", "-R", str(share)], stderr=subprocess.DEVNULL)

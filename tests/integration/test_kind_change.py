@@ -357,6 +357,33 @@ def test_removing_a_tree_stops_at_another_filesystem_mounted_in_it(tmp_path):
         subprocess.run(["umount", str(top / "mnt")], check=True)
 
 
+def test_a_filesystem_mounted_where_a_file_now_goes_is_not_emptied(pair):
+    """DST/x is a mount point and SRC now has a file x: with --delete-extras, making
+    room does not empty that filesystem (its mount point could never be removed anyway);
+    the file fails, saying why. (Mirroring afterwards treats what is mounted inside DST
+    as part of DST, as rsync --delete does: its extras are deleted, each audited.)"""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a filesystem needs root")
+    write(pair.src / "x", b"the file")
+    (pair.dst / "x").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(pair.dst / "x")],
+                   check=True)
+    try:
+        write(pair.dst / "x" / "keep", b"on another filesystem")
+        assert sync(pair, "--delete-extras")[0] == EXIT_PARTIAL
+        log = pair.audit()
+        failure = [i for i, e in enumerate(log) if e["status"] == "failed"]
+        assert len(failure) == 1
+        assert "EXDEV" in log[failure[0]]["error"]
+        assert "another filesystem is mounted" in log[failure[0]]["error"]
+        # nothing was removed to make room: the only deletion is mirror's, afterwards
+        removed = [i for i, e in enumerate(log) if e["op"] == "delete"]
+        assert all(i > failure[0] for i in removed)
+        assert os.path.ismount(pair.dst / "x")
+    finally:
+        subprocess.run(["umount", str(pair.dst / "x")], check=True)
+
+
 @pytest.fixture
 def own_fsync_dst(pair):
     """A tmpfs at DST/share: files there are fsynced and renamed one by one by the

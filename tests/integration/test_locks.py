@@ -89,3 +89,26 @@ def test_a_source_entry_named_like_the_lock_is_not_copied(fastsync, pair):
     assert (pair.dst / "sub" / ".fastsync.lock").read_bytes() == b"an ordinary file below the root"
     assert b"not copied" in proc.stdout + proc.stderr or any(
         r["op"] == "special" and r["src"].endswith("/.fastsync.lock") for r in pair.audit())
+
+
+def test_a_symlink_planted_as_the_dst_lock_is_refused_not_written_through(fastsync, pair):
+    write(pair.src / "f", b"x")
+    victim = pair.root / "victim"
+    victim.write_bytes(b"do not touch")
+    os.symlink(victim, pair.dst / ".fastsync.lock")
+    proc = fastsync(*pair.args(), check=2)
+    one_line_error(proc, ".fastsync.lock' is not a regular file", "remove it")
+    assert victim.read_bytes() == b"do not touch"
+    assert not pair.db.exists()
+
+
+def test_a_symlink_planted_as_the_probe_directory_is_removed_not_followed(pair):
+    """A killed run's probe name (a fixed pid in a container) that is now a symlink to
+    a directory: the link goes, what it points at stays."""
+    from fastsync.probe import probe
+    elsewhere = pair.root / "elsewhere"
+    write(elsewhere / "precious", b"outside DST")
+    os.symlink(elsewhere, pair.dst / f".fastsync-probe-{os.getpid()}.tmp")
+    assert probe(os.fsencode(pair.dst)).window == 1
+    assert (elsewhere / "precious").read_bytes() == b"outside DST"
+    assert os.listdir(pair.dst) == []

@@ -47,6 +47,8 @@ def test_rates_with_units():
     (dict(bwlimit="20480"), "--bwlimit '20480' has no unit: rsync reads a bare number as "
                             "KiB/s; write 20480K for KiB/s, or 20480B for bytes/s"),
     (dict(bwlimit="20480/s"), "has no unit"),
+    (dict(bwlimit="0.5"), "--bwlimit '0.5' is less than 1 byte/s; use 0 (no limit)"),
+    (dict(bwlimit="0.4B"), "is less than 1 byte/s"),
     (dict(bwlimit="5P"), "--bwlimit '5P' is not a size"),
     (dict(bwlimit="2000T"), "--bwlimit"),
     (dict(checksum="crc32"), "--checksum 'crc32' is not supported"),
@@ -88,3 +90,25 @@ def test_format_size():
 def test_absurdly_long_numbers_are_usage_errors_not_crashes(kw):
     with pytest.raises(UsageError):
         values(**kw)
+
+
+def test_a_cgroups_reclaimable_page_cache_is_not_counted_as_used(tmp_path):
+    """A container whose last copy left its page cache near the limit can still run:
+    inactive file pages are given back on demand (v1 and v2 layouts, read from files)."""
+    from fastsync.memory import _room_along
+    v2 = tmp_path / "v2" / "job"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("2147483648\n")
+    (v2 / "memory.current").write_text("2000000000\n")
+    (v2 / "memory.stat").write_text("anon 100000000\ninactive_file 1800000000\n")
+    assert _room_along(str(tmp_path / "v2"), "/job", "memory.max", "memory.current",
+                       "inactive_file") == [2147483648 - 200000000]
+    v1 = tmp_path / "v1" / "job"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("1073741824\n")
+    (v1 / "memory.usage_in_bytes").write_text("900000000\n")
+    (v1 / "memory.stat").write_text("cache 850000000\ntotal_inactive_file 800000000\n")
+    (tmp_path / "v1" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert _room_along(str(tmp_path / "v1"), "/job", "memory.limit_in_bytes",
+                       "memory.usage_in_bytes", "total_inactive_file") == [
+        1073741824 - 100000000]
