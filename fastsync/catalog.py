@@ -509,7 +509,7 @@ def finish_run_at_once(path: str, run_id: int | None, status: str,
     if run_id is None:
         return False
     try:
-        conn = sqlite3.connect("file:" + quote(os.path.abspath(path)), uri=True,
+        conn = sqlite3.connect("file:" + quote(os.fsencode(os.path.abspath(path))), uri=True,
                                isolation_level=None, timeout=timeout)
         try:
             conn.execute("UPDATE runs SET finished = ?, status = ?"

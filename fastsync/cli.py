@@ -5,6 +5,10 @@ Usage:
   fastsync (-h | --help)
   fastsync --version
 
+Commands, each with its own --help (a SRC named like one is written ./status):
+  fastsync status     what the catalog says: counts, failures, runs, ETA (read-only,
+                      also while a run holds the catalog)
+
 Copies every file, directory and symlink under SRC to the same place under DST, reading
 and writing at the same time. A catalog (SQLite) records what is done: an interrupted
 run resumes its backlog without rescanning; once the backlog is empty, the next run
@@ -74,7 +78,7 @@ from .progress import Console, ConsoleHandler
 from .run import StopRequest, run
 
 
-def _usage_error(exc: DocoptExit) -> str:
+def _usage_error(exc: DocoptExit, command: str = "") -> str:
     """docopt's complaint, as one line a person can act on."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid command line"
     options = re.findall(r"Option\(\S+, '(-[^']*)'", first) + re.findall(
@@ -82,14 +86,21 @@ def _usage_error(exc: DocoptExit) -> str:
     if options:
         return f"unknown or repeated option {options[0]}"
     if "unmatched" in first or first.startswith("Usage"):
-        return "expected two paths, SRC and DST"
+        return f"{command} takes options only" if command else "expected two paths, SRC and DST"
     return first
 
 
-LONG_OPTIONS = frozenset(re.findall(r"^\s*(?:-\w, )?(--[a-z][a-z-]*)", __doc__, re.M))
+COMMANDS = ("status",)
 
 
-def _abbreviated(argv: list[str]) -> str | None:
+def _long_options(doc: str) -> frozenset:
+    return frozenset(re.findall(r"^\s*(?:-\w, )?(--[a-z][a-z-]*)", doc, re.M))
+
+
+LONG_OPTIONS = _long_options(__doc__)
+
+
+def _abbreviated(argv: list[str], options: frozenset = LONG_OPTIONS) -> str | None:
     """docopt takes any unambiguous prefix of a long option (`--del` for
     --delete-extras, `--bw` for --bwlimit): a typo in a cron line must not start a
     mirror. The first long option that is not written out in full, if any."""
@@ -97,24 +108,29 @@ def _abbreviated(argv: list[str]) -> str | None:
         if arg == "--":
             return None
         name = arg.split("=", 1)[0]
-        if (name.startswith("--") and name not in LONG_OPTIONS
-                and any(o.startswith(name) for o in LONG_OPTIONS)):
+        if (name.startswith("--") and name not in options
+                and any(o.startswith(name) for o in options)):
             return name
     return None
 
 
-def _parse(argv: list[str]) -> dict:
-    short = _abbreviated(argv)
+def _parse(argv: list[str], doc: str = __doc__, command: str = "") -> dict:
+    options = _long_options(doc)
+    short = _abbreviated(argv, options)
+    hint = f"(see fastsync {command + ' ' if command else ''}--help)"
     if short is not None:
-        full = ", ".join(sorted(o for o in LONG_OPTIONS if o.startswith(short)))
+        full = ", ".join(sorted(o for o in options if o.startswith(short)))
         print(f"fastsync: error: unknown option {short} (options are never abbreviated: "
-              f"{full}?) (see fastsync --help)", file=sys.stderr)
+              f"{full}?) {hint}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     try:
-        return docopt(__doc__, argv, version=f"fastsync {__version__}")
+        return docopt(doc, argv, version=f"fastsync {__version__}")
     except DocoptExit as e:
-        print(f"fastsync: error: {_usage_error(e)} (see fastsync --help)", file=sys.stderr)
+        print(f"fastsync: error: {_usage_error(e, command)} {hint}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except BrokenPipeError:     # `fastsync --help | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 def _config(args: dict) -> Config:
@@ -169,17 +185,46 @@ def _crashed(console: Console, error: BaseException) -> int:
     return EXIT_CRASH
 
 
-def main(argv: list[str] | None = None) -> int:
-    _die_with_parent()
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    console = Console(quiet=args["--quiet"], verbose=args["--verbose"])
+def _console(args: dict) -> Console:
+    quiet, verbose = args.get("--quiet", False), args.get("--verbose", False)
+    console = Console(quiet=quiet, verbose=verbose)
     handler = ConsoleHandler(console)
     handler.setFormatter(logging.Formatter("fastsync: %(message)s"))
     logger = logging.getLogger("fastsync")
     logger.handlers[:] = [handler]
     logger.propagate = False
-    logger.setLevel(logging.ERROR if args["--quiet"] else
-                    logging.INFO if args["--verbose"] else logging.WARNING)
+    logger.setLevel(logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING)
+    return console
+
+
+def _module(name: str):
+    # Imported by name, where PyInstaller sees them: they go into dist/fastsync.
+    from . import status as module
+    return module
+
+
+def _command(name: str, argv: list[str]) -> int:
+    """`fastsync status|verify|manifest ...`: the module of that name parses its own
+    usage (its docstring) and runs."""
+    module = _module(name)
+    args = _parse([name, *argv], module.__doc__, name)
+    console = _console(args)
+    try:
+        return module.main(args, console)
+    except FastsyncError as e:
+        console.error(f"fastsync: error: {e}")
+        return e.exit_code
+    except Exception as e:      # a bug
+        return _crashed(console, e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _die_with_parent()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return _command(argv[0], argv[1:])
+    args = _parse(argv)
+    console = _console(args)
     stop = StopRequest()
     if faults.active():
         console.error(f"fastsync: test-only fault injection is on: {faults.active()}")
