@@ -37,6 +37,9 @@ Options:
                       [default: 1]
   --outage-timeout SEC  How long to wait for an unreachable share to come back
                       before stopping; 0 stops at once [default: 3600]
+  --progress FORMAT   human, or json: also one JSON object per line on stdout
+                      every --stats seconds, for scripts [default: human]
+  --stats SEC         Seconds between two JSON progress lines [default: 10]
   -q, --quiet         No progress, notes or summary; errors only (and one line
                       saying how many files failed, if any did)
   -v, --verbose       Also print a line per file copied
@@ -72,9 +75,9 @@ from docopt import DocoptExit, docopt
 from . import __version__, _core, faults
 from .config import Config, check_retry_values, check_values
 from .paths import check_paths
-from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError
+from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError, UsageError
 from .extraction import remove_stale_extractions
-from .progress import Console, ConsoleHandler
+from .progress import Console, ConsoleHandler, JsonLines
 from .run import StopRequest, run
 
 
@@ -185,9 +188,21 @@ def _crashed(console: Console, error: BaseException) -> int:
     return EXIT_CRASH
 
 
-def _console(args: dict) -> Console:
+def _json_lines(args: dict) -> JsonLines | None:
+    """--progress json: JSON lines on stdout every --stats seconds (human on stderr)."""
+    form = (args.get("--progress") or "human").strip().lower()
+    if form not in ("human", "json"):
+        raise UsageError(f"--progress {args['--progress']!r} is not human or json")
+    stats = args.get("--stats") or "10"
+    if not re.fullmatch(r"\s*([0-9]{1,6}(\.[0-9]{0,3})?|\.[0-9]{1,3})\s*", stats) \
+            or not 0.1 <= float(stats) <= 86400:
+        raise UsageError(f"--stats {stats!r} must be a number of seconds from 0.1 to 86400")
+    return JsonLines(sys.stdout, float(stats)) if form == "json" else None
+
+
+def _console(args: dict, json_lines: JsonLines | None = None) -> Console:
     quiet, verbose = args.get("--quiet", False), args.get("--verbose", False)
-    console = Console(quiet=quiet, verbose=verbose)
+    console = Console(quiet=quiet, verbose=verbose, json_lines=json_lines)
     handler = ConsoleHandler(console)
     handler.setFormatter(logging.Formatter("fastsync: %(message)s"))
     logger = logging.getLogger("fastsync")
@@ -224,7 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COMMANDS:
         return _command(argv[0], argv[1:])
     args = _parse(argv)
-    console = _console(args)
+    try:
+        json_lines = _json_lines(args)
+    except UsageError as e:
+        print(f"fastsync: error: {e}", file=sys.stderr)
+        return e.exit_code
+    console = _console(args, json_lines)
     stop = StopRequest()
     if faults.active():
         console.error(f"fastsync: test-only fault injection is on: {faults.active()}")

@@ -9,11 +9,13 @@ Log records (warnings, -v file lines) are printed above the status, never throug
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import shutil
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 from .config import format_size
 
@@ -57,9 +59,33 @@ class RateMeter:
         return (b1 - b0) / (t1 - t0) if t1 > t0 else None
 
 
+class JsonLines:
+    """`--progress json`: one JSON object per line on stdout every `interval` seconds
+    (and at each change of phase), for scripts; the fields are in the README."""
+
+    def __init__(self, stream, interval: float):
+        self.stream, self.interval = stream, interval
+        self._next = 0.0
+        self._phase: str | None = None
+
+    def emit(self, phase: str, fields: dict, now: float, force: bool = False) -> None:
+        if not force and phase == self._phase and now < self._next:
+            return
+        self._phase, self._next = phase, now + self.interval
+        record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+                  .replace("+00:00", "Z"), "phase": phase, **fields}
+        try:
+            self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass   # a reader that went away must not stop a copy
+
+
 class Console:
     def __init__(self, stream=None, quiet: bool = False, verbose: bool = False,
-                 tty: bool | None = None, interval: float | None = None):
+                 tty: bool | None = None, interval: float | None = None,
+                 json_lines: JsonLines | None = None):
+        self.json = json_lines
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.verbose = verbose
@@ -129,8 +155,19 @@ class Console:
 
     # ---------------------------------------------------------------- phases --
 
+    def phase(self, name: str, **fields) -> None:
+        """A phase begins (mirroring, directories) or the run ends (done)."""
+        if self.json is not None:
+            self.json.emit(name, fields, time.monotonic(), force=True)
+
     def scan(self, stats, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        if self.json is not None:
+            self.json.emit("waiting" if self._waits() else "scanning", {
+                "src_entries": stats.src_entries, "src_bytes": stats.src_bytes,
+                "dst_entries": stats.dst_entries, "dst_bytes": stats.dst_bytes,
+                "pending_files": stats.pending_files, "pending_bytes": stats.pending_bytes,
+                "errors": stats.errors, "waiting": self._waits()}, now)
         src = "done" if stats.src_done else "scanning"
         dst = "done" if stats.dst_done else "scanning"
         self._status([
@@ -158,6 +195,8 @@ class Console:
                   + (f", failed {stats.files_failed:,}" if stats.files_failed else ""))
         current = stats.current
         waiting = self._waits(stats)
+        if self.json is not None:
+            self._json_transfer(stats, now, rate, eta, waiting)
         if waiting:
             now_line = f"      {waiting}"
         elif current is None:
@@ -168,6 +207,19 @@ class Console:
             share = f"{100.0 * done / size:.0f}% of {format_size(size)}" if size else "empty"
             now_line = f"      now: {name}: {share}, ETA {format_duration(file_eta)}"
         self._status([head, now_line, totals], now)
+
+
+    def _json_transfer(self, stats, now: float, rate, eta, waiting) -> None:
+        current = stats.current
+        self.json.emit("waiting" if waiting else "copying", {
+            "files_done": stats.files_done, "files_total": stats.files_total,
+            "files_failed": stats.files_failed, "bytes_done": stats.bytes_written,
+            "bytes_total": stats.bytes_total, "bytes_read": stats.bytes_read,
+            "rate_bytes_per_second": None if rate is None else round(rate),
+            "eta_seconds": None if eta is None else round(eta, 1),
+            "current": [] if current is None else [
+                {"name": current[0], "size": current[1], "done": current[2]}],
+            "waiting": waiting}, now)
 
 
 class ConsoleHandler(logging.Handler):

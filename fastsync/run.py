@@ -274,9 +274,11 @@ class Run:
         if stopped():
             return self.finish("interrupted")
         if self.config.delete_extras:
+            self.console.phase("mirroring")
             self.mirror()
             if stopped():
                 return self.finish("interrupted")
+        self.console.phase("directories")
         self.directories()
         if stopped():
             return self.finish("interrupted")
@@ -432,6 +434,10 @@ class Run:
                      f"audit log {config.log}")
         for line in lines:
             self.console.note(line)
+        self.console.phase("done", status=status, files_copied=totals.copied,
+                           bytes_copied=totals.copied_bytes, files_failed=totals.failed,
+                           files_deleted=totals.deleted, pending_files=left.files,
+                           pending_bytes=left.bytes, seconds=round(elapsed, 3))
         if status == "partial" and self.console.quiet:
             # -q keeps errors: failures are errors, and cron mails what a job prints
             problems = [f"{totals.failed:,} files failed"] + [

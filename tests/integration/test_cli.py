@@ -15,7 +15,8 @@ from fastsync import __version__
 from ..conftest import assert_same_tree, make_tree, write
 
 OPTIONS = ["--db", "--log", "--bwlimit", "--checksum", "--delete-extras", "--rescan",
-           "--block-size", "--queue-capacity", "--quiet", "--verbose", "--help", "--version"]
+           "--block-size", "--queue-capacity", "--quiet", "--verbose", "--help", "--version",
+           "--progress", "--stats"]
 
 
 def one_line_error(proc, *fragments):
