@@ -13,6 +13,7 @@ class BlockPool:
 
 class TokenBucket:
     rate: int
+    """Bytes per second; 0 = unlimited (set_rate(0))."""
     burst: int
     slice: int
     cancelled: bool
@@ -23,6 +24,8 @@ class TokenBucket:
                  start_ns: int | None = None) -> None: ...
     def reserve(self, n: int, now_ns: int) -> int: ...
     def consume(self, n: int) -> int: ...
+    def set_rate(self, rate: int, now_ns: int | None = None) -> None:
+        """Change the rate live; 0 = unlimited. Sleepers follow within 20 ms."""
     def cancel(self) -> None: ...
 
 def read_block(fd: int, pool: BlockPool, index: int, offset: int,

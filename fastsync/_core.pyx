@@ -22,6 +22,9 @@ from posix.unistd cimport pread, pwrite
 
 import os as _os
 
+cdef extern from "Python.h":
+    const Py_ssize_t PY_SSIZE_T_MAX
+
 cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
@@ -167,6 +170,16 @@ cdef class _Slot:
 
 # --------------------------------------------------------------------- token bucket --
 
+cdef inline Py_ssize_t _slice_for(int64_t rate) noexcept nogil:
+    # ~12.5 ms of traffic per slice: 100 ms windows stay within a few percent of the
+    # rate while sleeps stay long enough (>= 1 ms) to cost little. A multiple of 4096, so
+    # that paced slices of an O_DIRECT file stay aligned when a cap comes on mid-run.
+    # Unlimited: no slicing at all, the copy loops take whole blocks.
+    if rate == 0:
+        return PY_SSIZE_T_MAX
+    return min(max(rate // 80, 16384), 1 << 20) // 4096 * 4096
+
+
 cdef class TokenBucket:
     """Paces a byte stream at `rate` bytes per second, exact to the nanosecond.
 
@@ -176,38 +189,43 @@ cdef class TokenBucket:
     at most `burst` bytes, so a pause never becomes a burst bigger than that. The bucket
     starts empty: the first bytes wait like all others.
 
+    `set_rate(rate)` changes the rate live (0: unlimited). What is owed is repaid at the
+    new rate from that instant on, sleepers included (they look again at least every
+    20 ms); credit earned at the old rate is dropped, so a change never lets a burst
+    through, and a cap that comes back after "unlimited" starts empty like a new bucket.
+
     `reserve(n, now_ns)` is the whole arithmetic with the clock passed in (tests drive it
     with a fake clock); `consume(n)` reads CLOCK_MONOTONIC and sleeps without the GIL.
     Thread-safe: several streams may share one bucket.
     """
-    cdef readonly int64_t rate
+    cdef readonly int64_t rate          # bytes/s; 0 = unlimited (only through set_rate)
     cdef readonly int64_t burst
     cdef readonly Py_ssize_t slice
+    cdef bint _auto_slice               # slice and burst follow the rate (not given)
+    cdef bint _auto_burst
     cdef int64_t _burst_ns
     cdef int64_t _tat
     cdef int64_t _carry
     cdef int64_t _waited
     cdef int64_t _granted
+    cdef int64_t _changes               # rate changes so far: sleepers compare it
     cdef bint _cancelled
     cdef pthread_mutex_t _lock
 
     def __cinit__(self, int64_t rate, int64_t burst=-1, Py_ssize_t slice=0, start_ns=None):
         if rate <= 0:
             raise ValueError("rate must be positive (bytes per second)")
-        if slice <= 0:
-            # ~12.5 ms of traffic per slice: 100 ms windows stay within a few percent of
-            # the rate while sleeps stay long enough (>= 1 ms) to cost little.
-            slice = min(max(rate // 80, 16384), 1 << 20)
-        if burst < 0:
-            burst = slice
+        self._auto_slice = slice <= 0
+        self._auto_burst = burst < 0
+        self.slice = _slice_for(rate) if self._auto_slice else slice
+        self.burst = self.slice if self._auto_burst else burst
         self.rate = rate
-        self.slice = slice
-        self.burst = burst
-        self._burst_ns = burst * 1000000000 // rate
+        self._burst_ns = self.burst * 1000000000 // rate
         self._tat = _now() if start_ns is None else <int64_t>start_ns
         self._carry = 0
         self._waited = 0
         self._granted = 0
+        self._changes = 0
         self._cancelled = False
         pthread_mutex_init(&self._lock, NULL)
 
@@ -222,32 +240,66 @@ cdef class TokenBucket:
         pthread_mutex_unlock(&self._lock)
         return value
 
-    cdef int64_t _grant(self, int64_t n, int64_t now) noexcept nogil:
-        """Grant n bytes at `now`; return the instant the caller may go on."""
-        cdef int64_t num, deadline
+    cdef int64_t _grant(self, int64_t n, int64_t now, int64_t *mark) noexcept nogil:
+        """Grant n bytes at `now`; return the instant the caller may go on. `mark`, if
+        given, gets the bytes granted up to these and the rate changes so far: what a
+        sleeper needs to find its deadline again after a change (_deadline)."""
+        cdef int64_t num, deadline = now
         pthread_mutex_lock(&self._lock)
-        if self._tat < now - self._burst_ns:
-            self._tat = now - self._burst_ns
-            self._carry = 0
-        num = n * 1000000000 + self._carry
-        self._tat += num // self.rate
-        self._carry = num % self.rate
         self._granted += n
-        deadline = self._tat
+        if mark != NULL:
+            mark[0] = self._granted
+            mark[1] = self._changes
+        if self.rate != 0:
+            if self._tat < now - self._burst_ns:
+                self._tat = now - self._burst_ns
+                self._carry = 0
+            num = n * 1000000000 + self._carry
+            self._tat += num // self.rate
+            self._carry = num % self.rate
+            deadline = self._tat
         pthread_mutex_unlock(&self._lock)
         return deadline
+
+    cdef int64_t _deadline(self, int64_t position) noexcept nogil:
+        """When the byte `position` (counted in _granted) is paid for, at today's rate:
+        the bytes granted after it are paid for between then and _tat. Called holding
+        the lock, only after a rate change. Unlimited: at once."""
+        cdef double after
+        if self.rate == 0:
+            return 0
+        after = <double>(self._granted - position) * 1e9 / <double>self.rate
+        # terabytes granted after it (while unlimited, say): paid for long ago, and no
+        # int64 to overflow
+        return self._tat - <int64_t>after if after < <double>self._tat else 0
+
+    cdef bint _keep_waiting(self, int64_t *mark, int64_t *deadline) noexcept nogil:
+        """Between two sleeps: False if cancelled; after a rate change, move `deadline`
+        to where the new rate puts it."""
+        cdef bint going
+        pthread_mutex_lock(&self._lock)
+        going = not self._cancelled
+        if going and mark[1] != self._changes:
+            mark[1] = self._changes
+            deadline[0] = self._deadline(mark[0])
+        pthread_mutex_unlock(&self._lock)
+        return going
 
     cdef int64_t _consume(self, int64_t n) noexcept nogil:
         """Grant n bytes and sleep until they are paid for; return ns slept.
 
         Sleeps toward an absolute deadline in steps of at most 20 ms so that cancel()
-        takes effect promptly; oversleeping one step is repaid by the next deadline.
+        and set_rate() take effect promptly; oversleeping one step is repaid by the next
+        deadline.
         """
+        cdef int64_t mark[2]
         cdef int64_t start = _now()
-        cdef int64_t deadline = self._grant(n, start)
+        cdef int64_t deadline = self._grant(n, start, mark)
         cdef int64_t now = start, step_end
         cdef timespec ts
-        while now < deadline and not self._is_cancelled():
+        while now < deadline:
+            if not self._keep_waiting(mark, &deadline) or now >= deadline:
+                break       # cancelled, or a higher rate (or none) paid for it already
             step_end = deadline if deadline - now <= 20000000 else now + 20000000
             ts.tv_sec = step_end // 1000000000
             ts.tv_nsec = step_end % 1000000000
@@ -258,6 +310,36 @@ cdef class TokenBucket:
         self._waited += now - start
         pthread_mutex_unlock(&self._lock)
         return now - start
+
+    cdef void _retime(self, int64_t rate, int64_t now) noexcept nogil:
+        """set_rate under the lock: what is owed at `now` is rescaled to the new rate;
+        credit is dropped (it was earned at the old rate, and would be a burst now)."""
+        cdef double owed
+        if self.rate == 0 or rate == 0 or self._tat <= now:
+            self._tat = now
+        else:
+            owed = <double>(self._tat - now) * <double>self.rate / <double>rate
+            # 1 TiB/s -> 1 KiB/s turns 1 ms owed into 12 days: clamped, never wrapped
+            self._tat = now + (<int64_t>owed if owed < 4e18 - now else <int64_t>4e18 - now)
+        self._carry = 0
+        self.rate = rate
+        if self._auto_slice:
+            self.slice = _slice_for(rate)
+        if self._auto_burst:
+            self.burst = self.slice if rate else 0
+        self._burst_ns = self.burst * 1000000000 // rate if rate else 0
+        self._changes += 1
+
+    def set_rate(self, int64_t rate, now_ns=None):
+        """Change the rate now (or at `now_ns` on the bucket's clock, for tests); 0 means
+        unlimited. Takes effect for sleepers within 20 ms; the same rate changes nothing."""
+        if rate < 0:
+            raise ValueError("rate must be 0 (unlimited) or positive (bytes per second)")
+        cdef int64_t now = _now() if now_ns is None else <int64_t>now_ns
+        pthread_mutex_lock(&self._lock)
+        if rate != self.rate:
+            self._retime(rate, now)
+        pthread_mutex_unlock(&self._lock)
 
     cdef bint _is_cancelled(self) noexcept nogil:
         cdef bint cancelled
@@ -270,7 +352,7 @@ cdef class TokenBucket:
         """Grant n bytes at time now_ns; return ns to wait (0 if none). No sleeping."""
         if n < 0:
             raise ValueError("cannot grant a negative number of bytes")
-        cdef int64_t wait = self._grant(n, now_ns) - now_ns
+        cdef int64_t wait = self._grant(n, now_ns, NULL) - now_ns
         return wait if wait > 0 else 0
 
     def consume(self, int64_t n):

@@ -2,17 +2,22 @@
 
 Sizes and rates: a number (fractions allowed) with an optional suffix. K, M, G, T and
 KiB, MiB, GiB, TiB are powers of 1024; KB, MB, GB, TB are powers of 1000 (as in rsync).
-A rate is bytes per second and may end in "/s".
+A rate is bytes per second and may end in "/s". --bwlimit may also be a timetable
+of rates by time of day and week (schedule.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import memory
 from .destination import STREAMS_LOCAL, STREAMS_NETWORK
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
 
 ALGORITHMS = ("md5", "sha1", "sha256", "blake2b")
 
@@ -66,6 +71,26 @@ def parse_rate(text: str, what: str = "--bwlimit") -> int:
     return rate
 
 
+def check_rate(text: str, what: str = "--bwlimit") -> int:
+    """parse_rate, held to 0 (no limit) or 1K to 1T per second."""
+    rate = parse_rate(text, what)
+    if rate != 0 and not MIN_RATE <= rate <= MAX_RATE:
+        raise UsageError(f"{what} {text!r} is {rate} bytes/s; use 0 (no limit) or "
+                         f"a rate from 1K to 1T per second (e.g. 20M = 20 MiB/s)")
+    return rate
+
+
+def parse_bwlimit(text: str) -> int | Schedule:
+    """--bwlimit: a rate (0 or `off`: no cap), or, if it has a comma, a timetable of
+    `[Day-]HH:MM,RATE` entries (schedule.py), which applies during the copy."""
+    if "," in text:
+        from .schedule import Schedule      # schedule.py builds on this module
+        return Schedule.parse(text)
+    if text.strip().lower() == "off":       # rclone's word for no cap
+        return 0
+    return check_rate(text)
+
+
 def format_size(n: float) -> str:
     """Human-readable, powers of 1024: 5242880 -> '5.0 MiB'."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -81,7 +106,7 @@ class Config:
     dst: bytes
     db: str
     log: str
-    bwlimit: int = 0           # bytes/s per direction; 0 = unlimited
+    bwlimit: int | Schedule = 0   # bytes/s per direction, 0 = unlimited; or a timetable
     checksum: str = "sha256"
     delete_extras: bool = False
     rescan: bool = False
@@ -96,13 +121,12 @@ class Config:
 
 
 def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str,
-                 streams: str = "auto") -> tuple[int, str, int, int, int | None]:
+                 streams: str = "auto"
+                 ) -> tuple[int | Schedule, str, int, int, int | None]:
     """Validate the option values that need no filesystem; return them parsed
-    (--streams auto as None: the pipeline picks by DST's filesystem)."""
-    rate = parse_rate(bwlimit)
-    if rate != 0 and not MIN_RATE <= rate <= MAX_RATE:
-        raise UsageError(f"--bwlimit {bwlimit!r} is {rate} bytes/s; use 0 (no limit) or "
-                         f"a rate from 1K to 1T per second (e.g. 20M = 20 MiB/s)")
+    (--streams auto as None: the pipeline picks by DST's filesystem; a --bwlimit
+    timetable as a Schedule)."""
+    rate = parse_bwlimit(bwlimit)
     algo = checksum.strip().lower()
     if algo not in ALGORITHMS:
         raise UsageError(f"--checksum {checksum!r} is not supported; choose one of "
