@@ -2,7 +2,8 @@
 
 Tables (README, "Catalog"):
   files       one row per source entry (file, directory or symlink): the spec's columns
-              plus kind, link_target, hash_algo, attempts, last_error, synced_at
+              plus kind, link_target, hash_algo, attempts, last_error, synced_at,
+              verified_at (schema v2: when `fastsync verify` last read it back intact)
   dest_files  what the last scan found under DST (for skip decisions and mirroring)
   scan_src    staging for a scan in progress; merged into `files` in one transaction
   runs        one row per run, with what it copied
@@ -34,7 +35,7 @@ from .errors import CatalogError, FatalError
 from .locks import CatalogLock
 from .times import DST_TIME_UNKNOWN, recorded_btime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2       # v2: files.verified_at (a v1 catalog is migrated on open)
 APPLICATION_ID = 0x46535943  # "FSYC"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -72,7 +73,11 @@ CREATE TABLE files (
     status       TEXT NOT NULL CHECK (status IN ('pending', 'synced')),
     synced_at    INTEGER,                 -- ns since epoch
     attempts     INTEGER NOT NULL DEFAULT 0,  -- failed attempts since it last changed
-    last_error   TEXT
+    last_error   TEXT,
+    -- v2 (last: where ALTER TABLE puts it in a migrated v1 catalog): when fastsync
+    -- verify last read the file back intact (ns); NULL: never. No comma in these
+    -- comments: SQLite's DROP COLUMN takes one for the end of the previous column.
+    verified_at  INTEGER
 );
 CREATE INDEX files_backlog ON files (src_path, kind, size, attempts) WHERE status = 'pending';
 CREATE TABLE dest_files (
@@ -122,6 +127,9 @@ MATCH = f"""(d.kind = s.kind AND d.size = s.size AND CASE s.kind
 SAME = """(files.kind = excluded.kind AND files.size = excluded.size
     AND files.modified = excluded.modified AND files.link_target IS excluded.link_target)"""
 
+# A file `fastsync verify` found damaged at DST stays pending through a rescan while
+# the source is unchanged: DST has the same size and mtime, and MATCH alone would call
+# the damaged copy synced again.
 MERGE = f"""
 INSERT INTO files (src_path, dst_path, kind, size, created, changed, modified, accessed,
                    permissions, uid, gid, link_target, status)
@@ -140,7 +148,8 @@ ON CONFLICT (src_path) DO UPDATE SET
     created = excluded.created, changed = excluded.changed, modified = excluded.modified,
     accessed = excluded.accessed, permissions = excluded.permissions,
     uid = excluded.uid, gid = excluded.gid, link_target = excluded.link_target,
-    status = excluded.status
+    status = CASE WHEN files.status = 'pending' AND files.last_error LIKE 'verify:%'
+                   AND {SAME} THEN 'pending' ELSE excluded.status END
 """
 
 
@@ -202,7 +211,9 @@ class Catalog:
             raise
         return catalog
 
-    def _prepare(self, src: bytes, dst: bytes, version: str) -> None:
+    def _prepare(self, src: bytes | None, dst: bytes | None, version: str) -> None:
+        """Check that the file is a catalog (for SRC and DST, unless they are None)
+        and bring an older schema up to date; create it if the file is empty."""
         conn = self._conn
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
@@ -210,7 +221,7 @@ class Catalog:
             schema = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as e:
             raise CatalogError(f"catalog {self.path!r} is not a usable SQLite file ({e})") from None
-        if not tables:
+        if not tables and src is not None:
             self._create(src, dst, version)
             return
         if app_id != APPLICATION_ID:
@@ -222,11 +233,26 @@ class Catalog:
             meta = dict(conn.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as e:
             raise CatalogError(f"catalog {self.path!r} is damaged ({e})") from None
-        if meta.get("src") != to_db(src) or meta.get("dst") != to_db(dst):
+        if src is not None and (meta.get("src"), meta.get("dst")) != (to_db(src), to_db(dst)):
             theirs = (_show(meta.get("src")), _show(meta.get("dst")))
             raise CatalogError(f"catalog {self.path!r} belongs to SRC={theirs[0]} DST={theirs[1]}; "
                                f"use another --db for {_show(to_db(src))} -> {_show(to_db(dst))}")
         _tune(conn)
+        if schema < SCHEMA_VERSION:
+            self._migrate(schema)
+
+    def _migrate(self, schema: int) -> None:
+        """v1 -> v2: files.verified_at (NULL: never verified). One transaction: a
+        crash leaves v1 as it was, and the next open migrates again. Only after the
+        SRC/DST check: a catalog refused is left untouched."""
+        if schema != 1:
+            raise CatalogError(f"catalog {self.path!r} has schema v{schema}, which no "
+                               f"fastsync wrote; it is damaged")
+        with self._tx() as c:
+            c.execute("ALTER TABLE files ADD COLUMN verified_at INTEGER")
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                      (SCHEMA_VERSION,))
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _create(self, src: bytes, dst: bytes, version: str) -> None:
         conn = self._conn
