@@ -8,6 +8,8 @@ Usage:
 Commands, each with its own --help (a SRC named like one is written ./status):
   fastsync status     what the catalog says: counts, failures, runs, ETA (read-only,
                       also while a run holds the catalog)
+  fastsync verify     read every synced file back at DST and compare its hash
+  fastsync manifest   write the catalog's hashes in `sha256sum -c` format
 
 Copies every file, directory and symlink under SRC to the same place under DST, reading
 and writing at the same time. A catalog (SQLite) records what is done: an interrupted
@@ -21,7 +23,10 @@ Options:
   --log PATH          Audit log, one JSON line per file, appended
                       [default: fastsync-audit.log]
   --bwlimit RATE      Cap on file data per direction (reads from SRC and writes to
-                      DST each), e.g. 20M; 0 means no cap [default: 0]
+                      DST each), e.g. 20M; 0 or off means no cap. Or a timetable
+                      (rclone's): "08:00,10M 18:00,off" every day, or
+                      "Mon-08:00,10M Sat-00:00,off" by day of the week; the cap
+                      changes on the minute, local time [default: 0]
   --checksum ALGO     Hash computed while reading: md5, sha1, sha256 or blake2b
                       [default: sha256]
   --delete-extras     After copying, delete what DST has and SRC does not (each entry
@@ -37,6 +42,13 @@ Options:
                       [default: 1]
   --outage-timeout SEC  How long to wait for an unreachable share to come back
                       before stopping; 0 stops at once [default: 3600]
+  --http              Serve the dashboard, a JSON API and /metrics while the run goes
+                      on, on 127.0.0.1:8437 (--http=HOST:PORT for another address)
+  --http-listen ADDR  The same, on ADDR (HOST:PORT; [::1]:PORT for IPv6)
+  --http-token-file PATH  A token every HTTP request must carry (Authorization:
+                      Bearer); required to listen beyond loopback
+  --http-stall SEC    /health answers 503 once nothing has moved for this long
+                      [default: 600]
   --progress FORMAT   human, or json: also one JSON object per line on stdout
                       every --stats seconds, for scripts [default: human]
   --stats SEC         Seconds between two JSON progress lines [default: 10]
@@ -93,7 +105,7 @@ def _usage_error(exc: DocoptExit, command: str = "") -> str:
     return first
 
 
-COMMANDS = ("status",)
+COMMANDS = ("status", "verify", "manifest")
 
 
 def _long_options(doc: str) -> frozenset:
@@ -118,6 +130,10 @@ def _abbreviated(argv: list[str], options: frozenset = LONG_OPTIONS) -> str | No
 
 
 def _parse(argv: list[str], doc: str = __doc__, command: str = "") -> dict:
+    # `--http=HOST:PORT`: docopt has no optional option arguments, so it is spelled
+    # --http-listen inside (`--http` alone is a flag: a path after it is SRC).
+    argv = [a for arg in argv for a in (
+        ("--http-listen", arg[7:]) if arg.startswith("--http=") else (arg,))]
     options = _long_options(doc)
     short = _abbreviated(argv, options)
     hint = f"(see fastsync {command + ' ' if command else ''}--help)"
@@ -214,8 +230,8 @@ def _console(args: dict, json_lines: JsonLines | None = None) -> Console:
 
 def _module(name: str):
     # Imported by name, where PyInstaller sees them: they go into dist/fastsync.
-    from . import status as module
-    return module
+    from . import manifest, status, verify      # by name: PyInstaller bundles them
+    return {"status": status, "verify": verify, "manifest": manifest}[name]
 
 
 def _command(name: str, argv: list[str]) -> int:
@@ -248,13 +264,41 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopRequest()
     if faults.active():
         console.error(f"fastsync: test-only fault injection is on: {faults.active()}")
+    server = None
     try:
         config = _config(args)
+        server = _serve(args, config, console, stop)
         _install_signals(stop)
         remove_stale_extractions()
-        return run(config, console, stop)
+        return run(config, console, stop, server.control if server else None)
     except FastsyncError as e:
         console.error(f"fastsync: error: {e}")
         return e.exit_code
     except Exception as e:      # a bug; run() recorded the run as failed
         return _crashed(console, e)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _serve(args: dict, config: Config, console: Console, stop: StopRequest):
+    """--http: bind now (a port in use is status 2 before anything is written), then
+    serve from a thread while the run goes on."""
+    if not (args["--http"] or args["--http-listen"]):
+        return None
+    from .observe import Control, RunState
+    from .schedule import rate_now
+    from .web import Server, bind, parse_address, read_token
+    host, port = parse_address(args["--http-listen"])
+    token = read_token(args["--http-token-file"], host)
+    stall = args["--http-stall"]
+    if not re.fullmatch(r"\s*[0-9]{1,7}\s*", stall) or int(stall) < 1:
+        raise UsageError(f"--http-stall {stall!r} must be a whole number of seconds")
+    state = RunState(os.fsdecode(config.src), os.fsdecode(config.dst),
+                     rate_now(config.bwlimit))
+    server = Server(bind(host, port), state, config.db, token,
+                    Control(stop, int(stall), state))
+    console.observer = state
+    server.start()
+    console.note(f"fastsync: dashboard and API at {server.url}")
+    return server

@@ -128,19 +128,10 @@ class Pipeline:
         self.retrier = Retrier(policy, roots, self._stop, status=self._waiting, audit=audit)
         self.dest = dest
         self.streams = streams or self.dest.default_streams
-        # Beyond the queue: one block being filled by each reader, one written by each
-        # writer. A file may fill a 1/streams share of the queue.
-        self.pool = _core.BlockPool(queue_capacity + 2 * self.streams, block_size)
-        self.free: queue.SimpleQueue = queue.SimpleQueue()
-        for i in range(self.pool.count):
-            self.free.put(i)
-        self.fifo = BlockFifo(queue_capacity, -(-queue_capacity // self.streams),
-                              self.streams)
+        self._make_pool(queue_capacity, block_size)
         self._counts = threading.Lock()     # stats.bytes_read/written: several threads
         self.done = Finished(BATCH_FILES, 4 * BATCH_FILES)
-        # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
-        self.read_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
-        self.write_bucket = _core.TokenBucket(bwlimit) if bwlimit else None
+        self._init_pacing(bwlimit)
         self.fatal: BaseException | None = None       # stops the run (e.g. disk full)
         self.crash: BaseException | None = None       # a bug: re-raised by run()
         self.again = Again(policy.delay)
@@ -169,6 +160,38 @@ class Pipeline:
         self._finisher_t = self._thread("finisher", self._finisher)
         self._threads = [*self._readers, *self._writers, self._finisher_t]
 
+    def _make_pool(self, queue_capacity: int, block_size: int) -> None:
+        # Beyond the queue: one block being filled by each reader, one written by each
+        # writer. A file may fill a 1/streams share of the queue.
+        self.pool = _core.BlockPool(queue_capacity + 2 * self.streams, block_size)
+        self.free: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(self.pool.count):
+            self.free.put(i)
+        self.fifo = BlockFifo(queue_capacity, -(-queue_capacity // self.streams),
+                              self.streams)
+
+    def _init_pacing(self, bwlimit: int) -> None:
+        # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
+        # Made at the first cap (set_rate), kept for the run; None while unpaced.
+        self._buckets: tuple[_core.TokenBucket, _core.TokenBucket] | None = None
+        self._rate_lock = threading.Lock()
+        self.read_bucket = self.write_bucket = None
+        self._pace(bwlimit)
+        self.paused = False         # pause(): readers and writers hold between blocks
+
+    def pause(self) -> None:
+        """Hold every reader and writer before its next block (the API's pause): no
+        file data moves until resume(); what was written is still finished and recorded."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def _hold(self) -> None:
+        """Wait while paused; a stop ends the wait (the caller then stops as usual)."""
+        while self.paused and not self._stop.is_set():
+            time.sleep(POLL)
+
     def _file_writer(self, src: bytes, block_size: int) -> FileWriter:
         # O_DIRECT for large files on a local disk, unpaced (paced slices are not
         # aligned; network filesystems turn O_DIRECT into one round trip per write)
@@ -176,6 +199,28 @@ class Pipeline:
                   and block_size % DIRECT_ALIGN == 0)
         return FileWriter(self.dest, self.retrier, self.pool, self.write_bucket, self.stats,
                           self._count, src, self.finisher.rename, direct=direct)
+
+    def set_rate(self, rate: int) -> None:
+        """Change the cap now (a --bwlimit timetable, the API), from any thread; 0 lifts
+        it. Sleepers in the buckets follow within 20 ms (TokenBucket.set_rate). A block
+        that was being read or written unpaced when a cap comes on finishes unpaced (at
+        most one block per stream and direction); O_DIRECT stays as the run began."""
+        with self._rate_lock:
+            self._pace(rate)
+            self.writing.bucket = self.write_bucket
+
+    def _pace(self, rate: int) -> None:
+        """Unpaced, the copy loops get no bucket at all (whole blocks, no clock, no lock:
+        the fast path of a run without --bwlimit); paced, the run's two buckets, which
+        keep what they granted across changes."""
+        if rate and self._buckets is None:
+            self._buckets = (_core.TokenBucket(rate), _core.TokenBucket(rate))
+            if self._stop.is_set():     # stop() may have looked before they existed
+                for bucket in self._buckets:
+                    bucket.cancel()
+        for bucket in self._buckets or ():
+            bucket.set_rate(rate)
+        self.read_bucket, self.write_bucket = self._buckets if rate else (None, None)
 
     def _thread(self, name: str, fn, *args) -> threading.Thread:
         return threading.Thread(target=self._guard, args=(fn, *args), name=name, daemon=True)
@@ -190,9 +235,8 @@ class Pipeline:
 
     def stop(self) -> None:
         self._stop.set()
-        for bucket in (self.read_bucket, self.write_bucket):
-            if bucket is not None:
-                bucket.cancel()
+        for bucket in self._buckets or ():      # active or not: sleepers may be in both
+            bucket.cancel()
         self.again.wake()
 
     @property
@@ -256,6 +300,7 @@ class Pipeline:
             setattr(self.stats, name, getattr(self.stats, name) + n)
 
     def _acquire(self) -> int:
+        self._hold()
         while True:
             if self._stop.is_set():
                 raise Interrupted()
@@ -378,6 +423,7 @@ class Pipeline:
         try:
             while (block := self.fifo.get(worker, self._readers_alive)) is not None:
                 try:
+                    self._hold()
                     written = self._write(block)
                 finally:
                     self._release(block.index)

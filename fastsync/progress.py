@@ -86,6 +86,7 @@ class Console:
                  tty: bool | None = None, interval: float | None = None,
                  json_lines: JsonLines | None = None):
         self.json = json_lines
+        self.observer = None        # an observe.RunState that hears every change (--http)
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.verbose = verbose
@@ -143,6 +144,8 @@ class Console:
 
     def waiting(self, side: str, text: str | None) -> None:
         """What the run waits for on one side (an unreachable share), None once back."""
+        if self.observer is not None:
+            self.observer.on_waiting(side, text)
         if text is None:
             self._waiting.pop(side, None)
         else:
@@ -157,11 +160,15 @@ class Console:
 
     def phase(self, name: str, **fields) -> None:
         """A phase begins (mirroring, directories) or the run ends (done)."""
+        if self.observer is not None:
+            self.observer.on_phase(name, fields)
         if self.json is not None:
             self.json.emit(name, fields, time.monotonic(), force=True)
 
     def scan(self, stats, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        if self.observer is not None:
+            self.observer.on_scan(stats)
         if self.json is not None:
             self.json.emit("waiting" if self._waits() else "scanning", {
                 "src_entries": stats.src_entries, "src_bytes": stats.src_bytes,
@@ -195,6 +202,8 @@ class Console:
                   + (f", failed {stats.files_failed:,}" if stats.files_failed else ""))
         current = stats.current
         waiting = self._waits(stats)
+        if self.observer is not None:
+            self.observer.on_transfer(stats)
         if self.json is not None:
             self._json_transfer(stats, now, rate, eta, waiting)
         if waiting:

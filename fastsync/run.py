@@ -31,6 +31,7 @@ from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
 from .retry import Policy, Retrier, Root
 from .scan import scan
+from .schedule import Applier, rate_now
 from .probe import Traits, probe
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str,
     return "scan", "only files that failed before are pending: rescanning, then retrying them"
 
 
-def run(config: Config, console: Console, stop: StopRequest) -> int:
+def run(config: Config, console: Console, stop: StopRequest, control=None) -> int:
+    """One run; `control` (observe.Control, with --http) lets the API reach the copy."""
     dst_lock = lock_destination(config.dst)
     catalog = audit = None
     try:
@@ -176,7 +178,7 @@ def run(config: Config, console: Console, stop: StopRequest) -> int:
     run_ = None
     try:
         run_ = Run(config, console, stop, catalog, audit, traits, new_catalog)
-        run_.dst_lock = dst_lock
+        run_.dst_lock, run_.control = dst_lock, control
         return run_.execute()
     finally:
         stop.last_words = None
@@ -225,6 +227,7 @@ class Run:
         self.totals = Totals()
         self.run_id: int | None = None
         self.dst_lock: DestinationLock | None = None     # set by run()
+        self.control = None                              # observe.Control, set by run()
         # Everything done at DST goes through it, from the copy to the directories.
         self.dest = LocalDestination(config.dst,
                                      lambda: self.roots["dst"].problem() is None,
@@ -242,6 +245,8 @@ class Run:
         self.mode, self.reason = choose_mode(self.backlog, self.config.rescan,
                                              self.new_catalog)
         self.run_id = self.catalog.start_run(self.mode, self.config.checksum, __version__)
+        if self.console.observer is not None:
+            self.console.observer.run_id = self.run_id
         self.stop.last_words = self.left_at_once
         self.audit.run_id = self.run_id
         self.audit.event("run", "started", src=self.config.src, dst=self.config.dst,
@@ -366,15 +371,27 @@ class Run:
                               bytes_before=self.catalog.bytes_copied_before(self.run_id))
         pipeline = Pipeline(self.catalog, self.audit, self.dest, src=config.src,
                             algo=config.checksum, block_size=config.block_size,
-                            queue_capacity=config.queue_capacity, bwlimit=config.bwlimit,
+                            queue_capacity=config.queue_capacity,
+                            bwlimit=rate_now(config.bwlimit),     # a timetable's: now
                             streams=config.streams,     # None: by DST's filesystem
                             run_id=self.run_id, stats=stats, policy=self.policy,
                             roots=self.roots, verbose=config.verbose, traits=self.traits)
+        control = self.control
+        set_rate = pipeline.set_rate if control is None else (
+            lambda rate: control.set_rate(rate, source="timetable"))
+        timetable = Applier.for_run(config.bwlimit, set_rate,
+                                    note=self.console.note, audit=self.audit)
         with pipeline:
             totals.streams = pipeline.streams
-            if self.backlog.files:
-                pipeline.start()
-                self.watch(pipeline, stats)
+            if control is not None:
+                control.attach(pipeline)        # the API's cap, pause and resume
+            try:
+                if self.backlog.files:
+                    pipeline.start()
+                    self.watch(pipeline, stats, timetable)
+            finally:
+                if control is not None:
+                    control.detach()
         self.console.clear()
         totals.copied, totals.failed = stats.files_done, stats.files_failed
         totals.recovered, totals.copied_bytes = stats.files_recovered, stats.bytes_done
@@ -387,9 +404,13 @@ class Run:
                              f"{totals.copied:,} files copied this run are recorded, the "
                              f"rest stay pending")
 
-    def watch(self, pipeline: Pipeline, stats: TransferStats) -> None:
-        """Show progress until the pipeline ends; pass a stop request on to it."""
+    def watch(self, pipeline: Pipeline, stats: TransferStats,
+              timetable: Applier | None = None) -> None:
+        """Show progress until the pipeline ends; pass a stop request on to it; keep the
+        cap on a --bwlimit timetable (looked at every 0.25 s, changed on the minute)."""
         while pipeline.alive():
+            if timetable is not None:
+                timetable.tick()
             if pipeline.stopping:
                 pipeline.join(0.25)
             elif self.stop.event.wait(0.25):

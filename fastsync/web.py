@@ -1,0 +1,160 @@
+"""--http: a small HTTP server inside the running copy, for people and monitoring.
+
+It runs its own asyncio loop in one daemon thread (aiohttp), reads the in-memory
+RunState (observe.py) and, for the run history and file lists, the catalog on read-only
+connections of its own, in a worker thread: a request never blocks the copy, and a slow
+client only holds its own connection.
+
+Security model (README, "HTTP API"):
+  - on loopback without a token, anyone on this host may read and control the run;
+  - with --http-token-file, every request needs `Authorization: Bearer <token>`
+    (compared in constant time), and a bind to anything but loopback requires it;
+  - without a token, requests that change something (POST) are taken from loopback
+    peers only;
+  - no CORS headers (a web page elsewhere cannot read the answers), bodies of at most
+    4 KiB, no endpoint reads a file of SRC or DST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hmac
+import ipaddress
+import json
+import re
+import socket
+import threading
+
+from aiohttp import web
+
+from .errors import UsageError
+from .metrics import exposition
+
+DEFAULT_PORT = 8437
+MAX_BODY = 4096
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def parse_address(text: str | None) -> tuple[str, int]:
+    """`--http` alone: 127.0.0.1 on DEFAULT_PORT; otherwise HOST:PORT, [IPv6]:PORT,
+    or :PORT (loopback)."""
+    if not text:
+        return "127.0.0.1", DEFAULT_PORT
+    match = re.fullmatch(r"(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):([0-9]{1,5})", text.strip())
+    if not match or not 0 <= int(match.group(3)) <= 65535:
+        raise UsageError(f"--http {text!r} is not HOST:PORT (e.g. 127.0.0.1:{DEFAULT_PORT})")
+    host = match.group(1) or match.group(2) or "127.0.0.1"
+    return host, int(match.group(3))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(path: str | None, host: str) -> str | None:
+    if path is None:
+        if not is_loopback(host):
+            raise UsageError(f"--http {host}: listening beyond loopback needs "
+                             f"--http-token-file (every request must then carry it)")
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--http-token-file {path!r} cannot be read: "
+                         f"{getattr(e, 'strerror', None) or e}") from None
+    if len(token) < 16:
+        raise UsageError(f"--http-token-file {path!r}: the token must be at least 16 "
+                         f"characters")
+    return token
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bound and listening now, before anything is written: a port in use is a usage
+    error (status 2), not a surprise after an hours-long scan."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+    except OSError as e:
+        what = "is in use" if e.errno == errno.EADDRINUSE else f"cannot be bound: {e.strerror}"
+        raise UsageError(f"--http {host}:{port} {what}") from None
+    return sock
+
+
+class Server:
+    """The server thread. `control` has stop() and set_rate(bytes_per_second)."""
+
+    def __init__(self, sock: socket.socket, state, catalog: str, token: str | None,
+                 control):
+        self.sock, self.state, self.catalog = sock, state, catalog
+        self.token, self.control = token, control
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self._thread.start()
+        self.loop.call_soon_threadsafe(ready.set)
+        ready.wait(10)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop)
+            try:
+                future.result(5)
+            except Exception:   # noqa: BLE001 - closing must not fail the run
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        from .api import routes          # the handlers, apart from the plumbing
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        app["server"] = self
+        app.add_routes(routes)
+        self._runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self._runner.setup())
+        self.loop.run_until_complete(web.SockSite(self._runner, self.sock).start())
+        self.loop.run_forever()
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler):
+        if self.token is not None and request.path != "/":
+            given = request.headers.get("Authorization", "")
+            if not given.startswith("Bearer "):
+                return _error(401, "missing Authorization: Bearer <token>",
+                              {"WWW-Authenticate": "Bearer"})
+            if not hmac.compare_digest(given[7:].strip().encode(), self.token.encode()):
+                return _error(403, "wrong token")
+        elif request.method != "GET" and not is_loopback(request.remote or ""):
+            return _error(403, "changes are taken from loopback only without a token")
+        return await handler(request)
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def metrics_response(state) -> web.Response:
+    body, content_type = exposition(state)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def as_json(data) -> web.Response:
+    return web.Response(text=json.dumps(data), content_type="application/json")
