@@ -1,6 +1,6 @@
 """What --http costs a copy, and how fast /metrics answers with a big catalog.
 
-1. The same mixed tree (2,000 files of 1-64 KiB and 8 of 32 MiB) copied into a fresh
+1. The same mixed tree (2,000 files of 1-64 KiB and 8 of 256 MiB) copied into a fresh
    directory, caches dropped and the source read back first, interleaved rounds:
    without --http, and with --http and a client asking /api/status and /metrics every
    100 ms for the whole copy (its requests counted, so a silent client is caught).
@@ -26,7 +26,7 @@ ROUNDS = int(os.environ.get("FASTSYNC_BENCH_ROUNDS", "3"))
 
 def _tree():
     return ([(f"small/d{i % 40}/f{i:04d}", 1024 + (i * 7919) % (63 * 1024))
-             for i in range(2000)] + [(f"large/f{i}", 32 * MiB) for i in range(8)])
+             for i in range(2000)] + [(f"large/f{i}", 256 * MiB) for i in range(8)])
 
 
 class Poller(threading.Thread):
