@@ -7,6 +7,8 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .retry import COUNTS
+
 PHASES = ("starting", "scanning", "copying", "paused", "waiting", "mirroring", "directories",
           "done")
 
@@ -36,6 +38,16 @@ class StateCollector:
                      sum(r[2] for r in rates) / len(rates) if rates else 0)
         yield _gauge("bwlimit_bytes_per_second", "The cap in force per direction (0: none)",
                      state.bwlimit)
+        yield _gauge("streams_busy", "Readers working on a file now",
+                     copy and copy.streams_busy)
+        yield _gauge("queue_fill_ratio", "Share of the block queue holding data",
+                     state.queue_fill())
+        for what, doc in (("retries", "Operations tried again after a transient error"),
+                          ("outages", "Times a share was found unreachable")):
+            family = CounterMetricFamily(f"fastsync_{what}", doc, labels=["side"])
+            for side in ("src", "dst"):
+                family.add_metric([side], COUNTS.get(what, side))
+            yield family
         unreachable = GaugeMetricFamily("fastsync_share_unreachable",
                                         "1 while a share is away", labels=["side"])
         for side in ("src", "dst"):

@@ -35,6 +35,7 @@ class RunState:
         self.waiting: dict[str, str] = {}
         self.result: dict | None = None        # the summary once done
         self.paused = False                    # the copy held by the API
+        self.fifo = None                       # the copy's block queue, while it runs
         self.history: collections.deque = collections.deque(maxlen=HISTORY)
         self._lock = threading.Lock()          # only the history: a deque of tuples
         self._moved = (0, 0)                   # (bytes read, written) last seen
@@ -72,6 +73,11 @@ class RunState:
             self.waiting[side] = text
 
     # -------------------------------------------------------- read by the server --
+
+    def queue_fill(self) -> float:
+        """Blocks waiting in the queue, as a share of its capacity (0 without a copy)."""
+        fifo = self.fifo
+        return len(fifo) / fifo.capacity if fifo is not None and fifo.capacity else 0.0
 
     def rates(self) -> list[tuple[float, float, float]]:
         """(time, read B/s, written B/s) per sample of the last hour."""
@@ -122,7 +128,7 @@ class Control:
     def attach(self, pipeline) -> None:
         """The copy begins: it takes what was asked for meanwhile."""
         with self._lock:
-            self.pipeline = pipeline
+            self.pipeline, self.state.fifo = pipeline, pipeline.fifo
             if self.rate is not None:
                 pipeline.set_rate(self.rate)
             if self.paused:
@@ -130,7 +136,7 @@ class Control:
 
     def detach(self) -> None:
         with self._lock:
-            self.pipeline = None
+            self.pipeline = self.state.fifo = None
 
     def stop(self) -> None:
         self.stop_request.request(signal.SIGTERM)

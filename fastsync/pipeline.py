@@ -111,6 +111,7 @@ class TransferStats:
     bytes_read: int = 0
     bytes_written: int = 0
     current: tuple | None = None    # (name, size, bytes written) of a writer's file
+    streams_busy: int = 0           # readers working on a file now
     waiting: dict = field(default_factory=dict)   # side -> what the run waits for there
     started: float = field(default_factory=time.monotonic)
 
@@ -336,6 +337,13 @@ class Pipeline:
             return next(self._backlog, None)
 
     def _take(self, entry: PendingFile, retries: int) -> None:
+        self._count("streams_busy", 1)
+        try:
+            self._take_one(entry, retries)
+        finally:
+            self._count("streams_busy", -1)
+
+    def _take_one(self, entry: PendingFile, retries: int) -> None:
         job = FileJob(entry, temp_path(entry.dst), retries=retries)
         self.again.taken()
         if entry.kind == "symlink":

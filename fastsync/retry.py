@@ -81,6 +81,24 @@ class Root:
         return f"{self.label} {os.fsdecode(self.path)}"
 
 
+class Counts:
+    """Retries and outages by side, over the whole process (for /metrics)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.values: dict[tuple[str, str], int] = {}
+
+    def add(self, what: str, side: str) -> None:
+        with self._lock:
+            self.values[what, side] = self.values.get((what, side), 0) + 1
+
+    def get(self, what: str, side: str) -> int:
+        return self.values.get((what, side), 0)
+
+
+COUNTS = Counts()
+
+
 class Retrier:
     """Runs filesystem operations under the policy above. Shared by all threads."""
 
@@ -109,6 +127,7 @@ class Retrier:
                 if kind in ("permanent", "restart") or attempt >= self.policy.retries:
                     raise
                 attempt += 1
+                COUNTS.add("retries", side)
                 delay = self.policy.backoff(attempt, self.rand)
                 log.info("%s: %s; retry %d of %d in %.1fs", what,
                          f"{errno.errorcode.get(e.errno, e.errno)}: {e.strerror}", attempt,
@@ -135,6 +154,7 @@ class Retrier:
             log.warning("%s is unreachable (%s); waiting up to %.0fs for it to come back",
                         root, problem, self.policy.outage)
             self._record("outage", "started", root, error=problem)
+            COUNTS.add("outages", side)
             interval = max(self.policy.delay, 0.05)
             while problem is not None:
                 waited = time.monotonic() - started

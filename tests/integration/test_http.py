@@ -91,6 +91,10 @@ def test_metrics_pass_promtool_and_count_bytes(running):
     written = float(re.search(r"^fastsync_bytes_written_total (\S+)$", text, re.M).group(1))
     assert written > 0
     assert 'fastsync_phase{phase="copying"} 1.0' in text
+    for name in ('fastsync_retries_total{side="src"} 0.0', 'fastsync_outages_total{side="dst"}',
+                 "fastsync_streams_busy ", "fastsync_queue_fill_ratio ",
+                 "fastsync_backlog_bytes ", 'fastsync_share_unreachable{side="dst"} 0.0'):
+        assert name in text, name
     assert "fastsync_bwlimit_bytes_per_second 1.048576e+06" in text
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastsync import faults
 from fastsync.audit import AuditLog
 from fastsync.errors import FatalError, Interrupted, Restart
-from fastsync.retry import Policy, Retrier, Root
+from fastsync.retry import COUNTS, Policy, Retrier, Root
 
 FAST = Policy(retries=3, delay=0.001, outage=30.0)
 
@@ -126,8 +126,12 @@ def test_a_transient_error_is_retried_with_backoff_then_raised(share):
 def test_a_transient_error_that_passes_returns_the_result(share):
     r = retrier(Root("SRC", os.fsencode(share)))
     op = Failing(errno.ETIMEDOUT, errno.ECONNRESET)
+    before = COUNTS.get("retries", "src"), COUNTS.get("retries", "dst")
     assert r.call("src", "read", op) == "done"
     assert op.calls == 3 and len(r.pauses) == 2
+    # counted for /metrics, on the side they happened on
+    assert (COUNTS.get("retries", "src"), COUNTS.get("retries", "dst")) == (
+        before[0] + 2, before[1])
 
 
 def test_no_retries_means_one_attempt(share):
