@@ -234,6 +234,7 @@ class Finisher:
         outcomes, touched = [], set()
         recovered = 0       # copied now, after failing earlier in this run
         for job, _ in batch:
+            self.stats.in_flight.pop(id(job), None)     # ended, well or not
             touched.update(job.touched)         # mkdir changed them
             error = errors.get(id(job))
             if isinstance(error, Interrupted):

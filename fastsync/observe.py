@@ -108,8 +108,9 @@ class RunState:
                 "bytes_total": transfer.bytes_total, "bytes_read": transfer.bytes_read,
                 "rate_bytes_per_second": rate,
                 "eta_seconds": left / rate if rate else None,
-                "current": [] if current is None else [
-                    {"name": current[0], "size": current[1], "done": current[2]}]}
+                "current": [{"name": n, "size": size, "done": done} for n, size, done
+                            in (list(transfer.in_flight.values()) or
+                                ([] if current is None else [current]))]}
         return out
 
 

@@ -112,6 +112,7 @@ class TransferStats:
     bytes_written: int = 0
     current: tuple | None = None    # (name, size, bytes written) of a writer's file
     streams_busy: int = 0           # readers working on a file now
+    in_flight: dict = field(default_factory=dict)  # id(job) -> (name, size, written)
     waiting: dict = field(default_factory=dict)   # side -> what the run waits for there
     started: float = field(default_factory=time.monotonic)
 

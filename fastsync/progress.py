@@ -226,8 +226,9 @@ class Console:
             "bytes_total": stats.bytes_total, "bytes_read": stats.bytes_read,
             "rate_bytes_per_second": None if rate is None else round(rate),
             "eta_seconds": None if eta is None else round(eta, 1),
-            "current": [] if current is None else [
-                {"name": current[0], "size": current[1], "done": current[2]}],
+            "current": [{"name": n, "size": size, "done": done} for n, size, done
+                        in (list(stats.in_flight.values()) or
+                            ([] if current is None else [current]))],
             "waiting": waiting}, now)
 
 
