@@ -516,6 +516,12 @@ class Catalog:
             c.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
                       (time.time_ns(), status, run_id))
 
+    def synced_files(self) -> int:
+        """Files and links recorded synced (one count at the start of a copy, for the
+        dashboard; never per request)."""
+        return self._query("SELECT count(*) FROM files WHERE status = 'synced'"
+                           " AND kind != 'dir'")[0][0]
+
     def bytes_copied_before(self, run_id: int) -> int:
         return self._query("SELECT coalesce(sum(bytes_copied), 0) FROM runs WHERE id != ?",
                            (run_id,))[0][0]

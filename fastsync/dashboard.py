@@ -27,8 +27,9 @@ PAGE = """<!doctype html>
 <div class="bar"><div id="bytesbar"></div></div>
 <div>Files: <span id="files" class="num"></span></div>
 <div class="bar"><div id="filesbar"></div></div>
-<p class="num">Rate <b id="rate">–</b> · ETA <b id="eta">–</b> · cap <b id="cap">–</b>
- · failed <b id="failed">0</b></p>
+<p class="num">Rate <b id="rate">–</b> · ETA <b id="eta">–</b> · cap <b id="cap">–</b></p>
+<p class="num">Synced <b id="synced">–</b> · pending <b id="pending">–</b>
+ · failed in this run <b id="failed">0</b></p>
 <h2>In flight</h2><table id="current"></table>
 <h2>Rate, last hour <span class="muted">(read <span style="color:#e67e22">━</span>,
  written <span style="color:#2f7ed8">━</span>)</span></h2>
@@ -93,6 +94,9 @@ async function status() {
     bar($("bytesbar"), c.bytes_done, c.bytes_total); bar($("filesbar"), c.files_done, c.files_total);
     $("rate").textContent = c.rate_bytes_per_second == null ? "–" : size(c.rate_bytes_per_second) + "/s";
     $("eta").textContent = dur(c.eta_seconds); $("failed").textContent = c.files_failed;
+    $("synced").textContent = c.files_synced_before == null ? "–" :
+      (c.files_synced_before + c.files_done).toLocaleString();
+    $("pending").textContent = (c.files_total - c.files_done - c.files_failed).toLocaleString();
     rows($("current"), ["file", "progress"], c.current.map(f =>
       [f.name, size(f.done) + " of " + size(f.size)]));
   } else if (s.scan) {

@@ -36,6 +36,7 @@ class RunState:
         self.result: dict | None = None        # the summary once done
         self.paused = False                    # the copy held by the API
         self.fifo = None                       # the copy's block queue, while it runs
+        self.synced_before: int | None = None  # files synced when the copy began
         self.history: collections.deque = collections.deque(maxlen=HISTORY)
         self._lock = threading.Lock()          # only the history: a deque of tuples
         self._moved = (0, 0)                   # (bytes read, written) last seen
@@ -103,6 +104,7 @@ class RunState:
             left = max(transfer.bytes_total - transfer.bytes_written, 0)
             current = transfer.current
             out["copy"] = {
+                "files_synced_before": self.synced_before,
                 "files_done": transfer.files_done, "files_total": transfer.files_total,
                 "files_failed": transfer.files_failed, "bytes_done": transfer.bytes_written,
                 "bytes_total": transfer.bytes_total, "bytes_read": transfer.bytes_read,

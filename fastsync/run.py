@@ -377,6 +377,8 @@ class Run:
                             run_id=self.run_id, stats=stats, policy=self.policy,
                             roots=self.roots, verbose=config.verbose, traits=self.traits)
         control = self.control
+        if self.console.observer is not None:     # --http: the catalog's totals, once
+            self.console.observer.synced_before = self.catalog.synced_files()
         set_rate = pipeline.set_rate if control is None else (
             lambda rate: control.set_rate(rate, source="timetable"))
         timetable = Applier.for_run(config.bwlimit, set_rate,

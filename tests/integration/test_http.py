@@ -64,6 +64,7 @@ def test_status_health_runs_and_files_while_copying(pair, running):
     wait_for(lambda: json.loads(_get(url + "api/status")[1])["copy"]["bytes_done"] > first)
     status = json.loads(_get(url + "api/status")[1])
     assert status["src"] == str(pair.src) and status["copy"]["files_total"] == 8
+    assert status["copy"]["files_synced_before"] == 0
     assert status["bwlimit_bytes_per_second"] == 1 << 20
     code, body = _get(url + "health")
     assert code == 200 and json.loads(body)["state"] == "copying"
