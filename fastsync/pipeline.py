@@ -49,6 +49,7 @@ from .errors import FatalError, Interrupted, SourceChanged, is_fatal
 from .fifo import POLL, BlockFifo    # POLL: how often a blocked thread looks around
 from .finisher import Again, Finished, Finisher
 from .probe import Traits
+from .pacing import Pacing
 from .retry import Policy, Retrier, Root
 from .times import time_problem
 from .transfer import DIRECT_ALIGN, SourceFile, TempFile, changed, temp_path
@@ -133,7 +134,7 @@ class Pipeline:
         self._make_pool(queue_capacity, block_size)
         self._counts = threading.Lock()     # stats.bytes_read/written: several threads
         self.done = Finished(BATCH_FILES, 4 * BATCH_FILES)
-        self._init_pacing(bwlimit)
+        self.pacing = Pacing(bwlimit, self._stop.is_set, POLL)
         self.fatal: BaseException | None = None       # stops the run (e.g. disk full)
         self.crash: BaseException | None = None       # a bug: re-raised by run()
         self.again = Again(policy.delay)
@@ -172,57 +173,29 @@ class Pipeline:
         self.fifo = BlockFifo(queue_capacity, -(-queue_capacity // self.streams),
                               self.streams)
 
-    def _init_pacing(self, bwlimit: int) -> None:
-        # One bucket per direction: --bwlimit caps reads from SRC and writes to DST each.
-        # Made at the first cap (set_rate), kept for the run; None while unpaced.
-        self._buckets: tuple[_core.TokenBucket, _core.TokenBucket] | None = None
-        self._rate_lock = threading.Lock()
-        self.read_bucket = self.write_bucket = None
-        self._pace(bwlimit)
-        self.paused = False         # pause(): readers and writers hold between blocks
-
     def pause(self) -> None:
         """Hold every reader and writer before its next block (the API's pause): no
         file data moves until resume(); what was written is still finished and recorded."""
-        self.paused = True
+        self.pacing.pause()
 
     def resume(self) -> None:
-        self.paused = False
-
-    def _hold(self) -> None:
-        """Wait while paused; a stop ends the wait (the caller then stops as usual)."""
-        while self.paused and not self._stop.is_set():
-            time.sleep(POLL)
+        self.pacing.resume()
 
     def _file_writer(self, src: bytes, block_size: int) -> FileWriter:
         # O_DIRECT for large files on a local disk, unpaced (paced slices are not
         # aligned; network filesystems turn O_DIRECT into one round trip per write)
-        direct = (self.dest.direct_ok and self.write_bucket is None
+        direct = (self.dest.direct_ok and self.pacing.write_bucket is None
                   and block_size % DIRECT_ALIGN == 0)
-        return FileWriter(self.dest, self.retrier, self.pool, self.write_bucket, self.stats,
-                          self._count, src, self.finisher.rename, direct=direct)
+        return FileWriter(self.dest, self.retrier, self.pool, self.pacing.write_bucket,
+                          self.stats, self._count, src, self.finisher.rename, direct=direct)
 
     def set_rate(self, rate: int) -> None:
         """Change the cap now (a --bwlimit timetable, the API), from any thread; 0 lifts
-        it. Sleepers in the buckets follow within 20 ms (TokenBucket.set_rate). A block
-        that was being read or written unpaced when a cap comes on finishes unpaced (at
-        most one block per stream and direction); O_DIRECT stays as the run began."""
-        with self._rate_lock:
-            self._pace(rate)
-            self.writing.bucket = self.write_bucket
-
-    def _pace(self, rate: int) -> None:
-        """Unpaced, the copy loops get no bucket at all (whole blocks, no clock, no lock:
-        the fast path of a run without --bwlimit); paced, the run's two buckets, which
-        keep what they granted across changes."""
-        if rate and self._buckets is None:
-            self._buckets = (_core.TokenBucket(rate), _core.TokenBucket(rate))
-            if self._stop.is_set():     # stop() may have looked before they existed
-                for bucket in self._buckets:
-                    bucket.cancel()
-        for bucket in self._buckets or ():
-            bucket.set_rate(rate)
-        self.read_bucket, self.write_bucket = self._buckets if rate else (None, None)
+        it. A block that was being read or written unpaced when a cap comes on finishes
+        unpaced (at most one block per stream and direction); O_DIRECT stays as the run
+        began."""
+        self.pacing.set(rate)
+        self.writing.bucket = self.pacing.write_bucket
 
     def _thread(self, name: str, fn, *args) -> threading.Thread:
         return threading.Thread(target=self._guard, args=(fn, *args), name=name, daemon=True)
@@ -237,8 +210,7 @@ class Pipeline:
 
     def stop(self) -> None:
         self._stop.set()
-        for bucket in self._buckets or ():      # active or not: sleepers may be in both
-            bucket.cancel()
+        self.pacing.cancel()
         self.again.wake()
 
     @property
@@ -302,7 +274,7 @@ class Pipeline:
             setattr(self.stats, name, getattr(self.stats, name) + n)
 
     def _acquire(self) -> int:
-        self._hold()
+        self.pacing.hold()
         while True:
             if self._stop.is_set():
                 raise Interrupted()
@@ -401,7 +373,7 @@ class Pipeline:
                     return          # the writer failed this file and reported it
                 index = self._acquire()
                 n, last = retrier.call("src", "read", lambda: src.read(
-                    self.pool, index, offset, self.read_bucket), stale=src.reopen)
+                    self.pool, index, offset, self.pacing.read_bucket), stale=src.reopen)
                 if n:
                     digest.update(self.pool.view(index)[:n])
                 self._count("bytes_read", n)
@@ -432,7 +404,7 @@ class Pipeline:
         try:
             while (block := self.fifo.get(worker, self._readers_alive)) is not None:
                 try:
-                    self._hold()
+                    self.pacing.hold()
                     written = self._write(block)
                 finally:
                     self._release(block.index)

@@ -68,7 +68,7 @@ class Copy:
 
     def counts(self) -> tuple[int, int, int]:
         """Bytes written to DST, and granted by the read and the write bucket."""
-        read, write = self.pipelines[0]._buckets or (None, None)
+        read, write = self.pipelines[0].pacing._buckets or (None, None)
         return (self.written(), read.granted if read else 0, write.granted if write else 0)
 
     def rate(self) -> tuple[float, float, float]:
@@ -181,5 +181,5 @@ def test_a_cap_set_after_a_stop_cannot_hold_anything_up(pair, monkeypatch):
                 on_build=stopped_then_capped, block_size=64 * K)
     copy.thread.join(20)
     assert not copy.thread.is_alive()
-    buckets = copy.pipelines[0]._buckets
+    buckets = copy.pipelines[0].pacing._buckets
     assert len(buckets) == 2 and all(b.cancelled for b in buckets)
