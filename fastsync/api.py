@@ -24,7 +24,7 @@ import time
 from aiohttp import web
 
 from .catalog import _connect, from_db
-from .config import parse_rate
+from .config import check_rate
 from .dashboard import PAGE
 from .errors import UsageError
 from .web import as_json, metrics_response
@@ -118,8 +118,8 @@ async def bwlimit(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         text = str(body["rate"])
-        rate = 0 if text.strip().lower() == "off" else parse_rate(text)
-    except (json.JSONDecodeError, KeyError, TypeError, UsageError) as e:
+        rate = 0 if text.strip().lower() == "off" else check_rate(text)
+    except (ValueError, KeyError, TypeError, UsageError) as e:   # JSON, UTF-8, range
         return web.json_response({"error": f"expected {{\"rate\": \"50M\"}} or "
                                            f"{{\"rate\": \"off\"}} ({e})"}, status=400)
     _server(request).control.set_rate(rate)

@@ -127,6 +127,8 @@ MATCH = f"""(d.kind = s.kind AND d.size = s.size AND CASE s.kind
 SAME = """(files.kind = excluded.kind AND files.size = excluded.size
     AND files.modified = excluded.modified AND files.link_target IS excluded.link_target)"""
 
+FOUND_DAMAGED = -1      # files.verified_at of a row verify sent back to pending
+
 # A file `fastsync verify` found damaged at DST stays pending through a rescan while
 # the source is unchanged: DST has the same size and mtime, and MATCH alone would call
 # the damaged copy synced again.
@@ -148,8 +150,9 @@ ON CONFLICT (src_path) DO UPDATE SET
     created = excluded.created, changed = excluded.changed, modified = excluded.modified,
     accessed = excluded.accessed, permissions = excluded.permissions,
     uid = excluded.uid, gid = excluded.gid, link_target = excluded.link_target,
-    status = CASE WHEN files.status = 'pending' AND files.last_error LIKE 'verify:%'
-                   AND {SAME} THEN 'pending' ELSE excluded.status END
+    status = CASE WHEN files.status = 'pending' AND files.verified_at = {FOUND_DAMAGED}
+                   AND {SAME} THEN 'pending' ELSE excluded.status END,
+    verified_at = CASE WHEN {SAME} THEN files.verified_at END
 """
 
 
@@ -393,7 +396,8 @@ class Catalog:
             c.executemany(
                 "UPDATE files SET status = 'synced', hash = ?, hash_algo = ?, size = ?,"
                 " permissions = ?, accessed = ?, modified = ?, changed = ?, created = ?,"
-                " uid = ?, gid = ?, synced_at = ?, attempts = 0, last_error = NULL"
+                " uid = ?, gid = ?, synced_at = ?, attempts = 0, last_error = NULL,"
+                " verified_at = NULL"
                 " WHERE src_path = ?",
                 [(o.hash, algo if o.hash else None, o.size, o.stat[0] & 0o7777, o.stat[2],
                   o.stat[3], o.stat[4], recorded_btime(o.stat[5]), o.stat[6], o.stat[7], now,

@@ -78,6 +78,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import resource
 import signal
 import sys
 import traceback
@@ -249,8 +250,20 @@ def _command(name: str, argv: list[str]) -> int:
         return _crashed(console, e)
 
 
+def _more_descriptors() -> None:
+    """The soft limit on open files raised to the hard one: a run on a share keeps many
+    files in flight, and --http clients take descriptors from the same pool."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
+    _more_descriptors()
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
         return _command(argv[0], argv[1:])

@@ -33,7 +33,7 @@ class StateCollector:
         yield _gauge("backlog_files", "Files of this run's backlog not yet done", left_files)
         yield _gauge("backlog_bytes", "Bytes of this run's backlog not yet written",
                      left_bytes)
-        rates = state.rates()[-3:]
+        rates = state.rates(3)
         yield _gauge("write_rate_bytes_per_second", "Written over the last seconds",
                      sum(r[2] for r in rates) / len(rates) if rates else 0)
         yield _gauge("bwlimit_bytes_per_second", "The cap in force per direction (0: none)",

@@ -40,6 +40,7 @@ class RunState:
         self.history: collections.deque = collections.deque(maxlen=HISTORY)
         self._lock = threading.Lock()          # only the history: a deque of tuples
         self._moved = (0, 0)                   # (bytes read, written) last seen
+        self._seen = (0, 0, 0)                 # the scan's counts last seen
 
     # ----------------------------------------------------- fed by the console --
 
@@ -50,8 +51,9 @@ class RunState:
             self.result = fields
 
     def on_scan(self, stats) -> None:
-        if self.scan is not stats or stats.src_entries + stats.dst_entries:
-            self.last_progress = time.time()
+        seen = (stats.src_entries, stats.dst_entries, stats.errors)
+        if self.scan is not stats or seen != self._seen:     # moved: not just reported
+            self._seen, self.last_progress = seen, time.time()
         self.scan = stats
         self.phase = "waiting" if self.waiting else "scanning"
 
@@ -80,10 +82,10 @@ class RunState:
         fifo = self.fifo
         return len(fifo) / fifo.capacity if fifo is not None and fifo.capacity else 0.0
 
-    def rates(self) -> list[tuple[float, float, float]]:
-        """(time, read B/s, written B/s) per sample of the last hour."""
+    def rates(self, last: int | None = None) -> list[tuple[float, float, float]]:
+        """(time, read B/s, written B/s) per sample of the last hour (or the last few)."""
         with self._lock:
-            samples = list(self.history)
+            samples = list(self.history)[-(last + 1):] if last else list(self.history)
         return [(t1, (r1 - r0) / (t1 - t0), (w1 - w0) / (t1 - t0))
                 for (t0, r0, w0), (t1, r1, w1) in zip(samples, samples[1:]) if t1 > t0]
 
@@ -99,7 +101,7 @@ class RunState:
                            "pending_files": scan.pending_files,
                            "pending_bytes": scan.pending_bytes, "errors": scan.errors}
         if transfer is not None:
-            rates = self.rates()[-3:]
+            rates = self.rates(3)
             rate = sum(r[2] for r in rates) / len(rates) if rates else None
             left = max(transfer.bytes_total - transfer.bytes_written, 0)
             current = transfer.current

@@ -383,6 +383,9 @@ class Run:
             lambda rate: control.set_rate(rate, source="timetable"))
         timetable = Applier.for_run(config.bwlimit, set_rate,
                                     note=self.console.note, audit=self.audit)
+        if timetable is not None and control is not None and control.rate is not None:
+            # a cap set through the API holds until the timetable's next change
+            timetable.rate = rate_now(config.bwlimit)
         with pipeline:
             totals.streams = pipeline.streams
             if control is not None:

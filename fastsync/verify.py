@@ -47,7 +47,7 @@ from fractions import Fraction
 from . import _core, faults, paths
 from .audit import AuditLog
 from .verify_catalog import Checkable, VerifyCatalog
-from .config import MAX_RATE, MIN_RATE, format_size, parse_rate
+from .config import check_rate, format_size
 from .destination import BATCH_DURABLE, fs_type
 from .errors import (EXIT_OK, EXIT_PARTIAL, FastsyncError, FatalError, Interrupted,
                      UsageError, describe)
@@ -87,10 +87,8 @@ def parse_options(args: dict) -> Options:
     for option in ("--db", "--log"):
         if not args[option].strip():
             raise UsageError(f"{option} is an empty string")
-    rate = parse_rate(args["--bwlimit"])
-    if rate and not MIN_RATE <= rate <= MAX_RATE:
-        raise UsageError(f"--bwlimit {args['--bwlimit']!r} is {rate} bytes/s; use 0 (no "
-                         f"limit) or a rate from 1K to 1T per second (e.g. 20M = 20 MiB/s)")
+    text = args["--bwlimit"]
+    rate = 0 if text.strip().lower() == "off" else check_rate(text)   # as the copy's
     sample = None if args["--sample"] is None else parse_sample(args["--sample"])
     if sample and args["--again"]:
         raise UsageError("--sample draws from every synced file, verified or not; "

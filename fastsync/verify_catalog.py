@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from .catalog import Catalog, _connect, from_db
+from .catalog import FOUND_DAMAGED, Catalog, _connect, from_db
 from .errors import CatalogError
 from .locks import CatalogLock
 
@@ -31,7 +31,8 @@ CHECKABLE = ("status = 'synced' AND ((kind = 'file' AND hash IS NOT NULL)"
              " OR kind = 'symlink')")
 # Not read back intact since it was last synced, nor since the current pass began
 # (:since). A NULL anywhere means "not proven": the row is checked.
-UNVERIFIED = "coalesce(verified_at >= synced_at AND verified_at >= :since, 0) = 0"
+UNVERIFIED = ("coalesce(verified_at >= coalesce(synced_at, 0) AND verified_at >= :since, 0)"
+              " = 0")
 
 
 class VerifyCatalog(Catalog):
@@ -92,5 +93,7 @@ class VerifyCatalog(Catalog):
         it (attempts stays 0: a fresh backlog row, which the next run resumes). The
         hash stays: it still describes the source as it was copied."""
         with self._tx() as c:
-            c.execute("UPDATE files SET status = 'pending', last_error = ?, verified_at = NULL"
-                      " WHERE src_path = ?", (error, key))
+            # verified_at = FOUND_DAMAGED marks it for MERGE (catalog.py): a rescan must not
+            # take the damaged copy for in sync; a later failure rewrites last_error only
+            c.execute("UPDATE files SET status = 'pending', last_error = ?, verified_at = ?"
+                      " WHERE src_path = ?", (error, FOUND_DAMAGED, key))

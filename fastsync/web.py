@@ -10,7 +10,13 @@ Security model (README, "HTTP API"):
   - with --http-token-file, every request needs `Authorization: Bearer <token>`
     (compared in constant time), and a bind to anything but loopback requires it;
   - without a token, requests that change something (POST) are taken from loopback
-    peers only;
+    peers only, and every request must name the server as 127.0.0.1, localhost or
+    [::1] in its Host header (a page elsewhere that rebinds its name to 127.0.0.1
+    cannot read or act);
+  - POST bodies must be application/json: a page elsewhere cannot send that without
+    a preflight, which gets no CORS answer;
+  - at most 64 connections at once, idle ones closed after 5 s: the copy shares the
+    process's file descriptors;
   - no CORS headers (a web page elsewhere cannot read the answers), bodies of at most
     4 KiB, no endpoint reads a file of SRC or DST.
 """
@@ -33,6 +39,7 @@ from .metrics import exposition
 
 DEFAULT_PORT = 8437
 MAX_BODY = 4096
+MAX_CONNECTIONS = 64
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -128,13 +135,36 @@ class Server:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         app["server"] = self
         app.add_routes(routes)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Idle keep-alive connections are closed after a few seconds, and no more than
+        # MAX_CONNECTIONS are served at once: the copy shares this process's file
+        # descriptors, and a client holding sockets open must not starve it.
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=5)
         self.loop.run_until_complete(self._runner.setup())
-        self.loop.run_until_complete(web.SockSite(self._runner, self.sock).start())
+        self.loop.run_until_complete(self.loop.create_server(self._protocol, sock=self.sock))
         self.loop.run_forever()
+
+    def _protocol(self) -> asyncio.BaseProtocol:
+        server = self._runner.server
+        if len(server.connections) >= MAX_CONNECTIONS:
+            return _Refuse()
+        return server()
+
+    def _own_host(self, request: web.Request) -> bool:
+        """Is the request addressed to this server by a loopback name? A page from
+        elsewhere that rebinds its own name to 127.0.0.1 still sends its own name."""
+        port = self.sock.getsockname()[1]
+        return request.headers.get("Host", "") in {
+            f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
     @web.middleware
     async def _guard(self, request: web.Request, handler):
+        if self.token is None and not self._own_host(request):
+            return _error(421, "without a token, this server answers to 127.0.0.1, "
+                               "localhost or [::1] and its port only")
+        if request.method == "POST" and request.content_type != "application/json":
+            # a browser page elsewhere can send text/plain or a form without asking;
+            # application/json needs a preflight, which gets no CORS answer
+            return _error(415, "POST bodies are application/json")
         if self.token is not None and request.path != "/":
             given = request.headers.get("Authorization", "")
             if not given.startswith("Bearer "):
@@ -145,6 +175,13 @@ class Server:
         elif request.method != "GET" and not is_loopback(request.remote or ""):
             return _error(403, "changes are taken from loopback only without a token")
         return await handler(request)
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection beyond MAX_CONNECTIONS: closed at once."""
+
+    def connection_made(self, transport) -> None:
+        transport.close()
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> web.Response:

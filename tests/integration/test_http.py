@@ -187,3 +187,84 @@ def test_the_cap_changes_live_through_the_api(pair, running):
     assert _get(url + "api/bwlimit", data=b'{"rate": "20480"}')[0] == 400   # no unit
     assert _get(url + "api/bwlimit", data=b'{"speed": 1}')[0] == 400
     assert proc.wait(60) == 0
+
+
+def _raw(url, method, path, headers, body=b""):
+    """One request with exactly these headers (urllib adds its own Host)."""
+    import http.client
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.putrequest(method, "/" + path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
+
+
+def test_a_page_elsewhere_can_neither_read_nor_act(running):
+    """Without a token: DNS rebinding (another Host) reads nothing, and a cross-site
+    'simple' POST (text/plain, no preflight) changes nothing."""
+    proc, url = running
+    port = url.rsplit(":", 1)[1].strip("/")
+    assert _raw(url, "GET", "api/status", {"Host": f"evil.example:{port}"})[0] == 421
+    assert _raw(url, "GET", "api/status", {"Host": f"localhost:{port}"})[0] == 200
+    simple = {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example",
+              "Content-Type": "text/plain"}
+    assert _raw(url, "POST", "api/bwlimit", simple, b'{"rate": "2M"}')[0] == 415
+    assert _raw(url, "POST", "api/stop", simple)[0] == 415
+    status = json.loads(_get(url + "api/status")[1])
+    assert status["bwlimit_bytes_per_second"] == 1 << 20 and proc.poll() is None
+    answer = _raw(url, "GET", "api/status", {"Host": f"127.0.0.1:{port}",
+                                              "Origin": "http://evil.example"})
+    assert answer[0] == 200            # but no CORS header lets that page read it
+    assert proc.poll() is None
+
+
+def test_a_rate_out_of_range_is_refused_and_changes_nothing(running):
+    proc, url = running
+    for rate in ("99999999999T", "1B", "fast"):
+        code, body = _get(url + "api/bwlimit", data=json.dumps({"rate": rate}).encode())
+        assert code == 400, (rate, body)
+    code, _ = _get(url + "api/bwlimit", data=b'{"rate": "\xff"}')
+    assert code == 400
+    assert json.loads(_get(url + "api/status")[1])["bwlimit_bytes_per_second"] == 1 << 20
+    assert proc.wait(60) == 0          # and the run goes on to the end
+
+
+def test_idle_connections_cannot_starve_the_copy(pair, fastsync):
+    """Hundreds of idle sockets against the server, under a low descriptor limit: the
+    server refuses what is beyond its cap, and the copy finishes."""
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    for i in range(8):
+        write(pair.src / f"d{i}" / "big.bin", os.urandom(1 << 20))
+    proc = subprocess.Popen([*fastsync.argv0, *pair.args("--bwlimit", "2M",
+                                                         "--http=127.0.0.1:0")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=low_limit)
+    for line in proc.stderr:
+        found = re.search(rb"dashboard and API at http://127.0.0.1:(\d+)/", line)
+        if found:
+            port = int(found.group(1))
+            break
+    idle = []
+    try:
+        for _ in range(400):
+            s = socket.socket()
+            s.connect(("127.0.0.1", port))
+            idle.append(s)
+        assert proc.wait(120) == 0, proc.stderr.read().decode()
+    finally:
+        for s in idle:
+            s.close()
+        if proc.poll() is None:
+            proc.kill()

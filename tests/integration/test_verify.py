@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fastsync.catalog import SCHEMA_VERSION, Catalog, from_db, to_db
+from fastsync.catalog import FOUND_DAMAGED, SCHEMA_VERSION, Catalog, from_db, to_db
 from fastsync.errors import CatalogError
 
 from ..conftest import command, make_tree, temporaries, wait_for, write
@@ -107,7 +107,7 @@ def test_a_corrupted_file_goes_back_to_pending_and_the_next_run_copies_it(fastsy
     assert after["status"] == "pending"
     assert after["last_error"] == "verify: hash mismatch at DST"
     assert after["hash"] == before["hash"] and after["attempts"] == before["attempts"]
-    assert after["verified_at"] is None
+    assert after["verified_at"] == FOUND_DAMAGED     # the mark a rescan respects
     failed = lines(pair, status="failed")
     assert checked(failed) == [os.fsencode(victim)]
     assert failed[0]["error"] == "verify: hash mismatch at DST"
@@ -412,3 +412,19 @@ def test_a_rescan_keeps_a_file_verify_found_corrupted_pending(fastsync, pair):
     verify(fastsync, pair, check=1)
     fastsync(*pair.args("--rescan"))
     assert (pair.dst / "a").read_bytes() == (pair.src / "a").read_bytes()
+
+
+def test_a_failed_copy_attempt_does_not_lift_verifys_mark(fastsync, pair):
+    """verify sends a damaged file back to pending; a run then fails to copy it
+    (EACCES on the source, injected); the next run rescans: the damaged DST copy must
+    still not count as in sync."""
+    write(pair.src / "x", os.urandom(50_000), mtime_ns=MTIME)
+    fastsync(*pair.args())
+    corrupt(pair.dst / "x", offset=100)
+    verify(fastsync, pair, check=1)
+    fastsync(*pair.args(), check=1, env={"FASTSYNC_TESTONLY_FAULTS": "open@x:EACCES"})
+    assert row(pair, os.fsencode(pair.dst / "x"))["last_error"].startswith("EACCES")
+    fastsync(*pair.args())                # rescans (only failed files pending), copies
+    assert (pair.dst / "x").read_bytes() == (pair.src / "x").read_bytes()
+    after = row(pair, os.fsencode(pair.dst / "x"))
+    assert (after["status"], after["verified_at"]) == ("synced", None)
