@@ -22,11 +22,12 @@ from .conftest import (MiB, Fresh, drop_caches, fastsync_cmd, interleaved, make_
                        report, run_timed, summarise, tree_size, warm)
 
 ROUNDS = int(os.environ.get("FASTSYNC_BENCH_ROUNDS", "3"))
+LARGE = int(os.environ.get("FASTSYNC_BENCH_HTTP_LARGE", "8"))    # files of 256 MiB
 
 
 def _tree():
     return ([(f"small/d{i % 40}/f{i:04d}", 1024 + (i * 7919) % (63 * 1024))
-             for i in range(2000)] + [(f"large/f{i}", 256 * MiB) for i in range(8)])
+             for i in range(2000)] + [(f"large/f{i}", 256 * MiB) for i in range(LARGE)])
 
 
 class Poller(threading.Thread):

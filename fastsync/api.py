@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import sqlite3
 import time
@@ -27,9 +28,53 @@ from .catalog import _connect, from_db
 from .config import check_rate
 from .dashboard import PAGE
 from .errors import UsageError
-from .web import as_json, metrics_response
+from .metrics import exposition
+from .web import MAX_BODY, is_loopback
 
 routes = web.RouteTableDef()
+
+
+def make_app(server) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_guard])
+    app["server"] = server
+    app.add_routes(routes)
+    return app
+
+
+@web.middleware
+async def _guard(request: web.Request, handler):
+    """The security model of web.py's docstring, before any handler runs."""
+    server = _server(request)
+    if server.token is None and not server.own_host(request.headers.get("Host", "")):
+        return _error(421, "without a token, this server answers to 127.0.0.1, "
+                           "localhost or [::1] and its port only")
+    if request.method == "POST" and request.content_type != "application/json":
+        # a browser page elsewhere can send text/plain or a form without asking;
+        # application/json needs a preflight, which gets no CORS answer
+        return _error(415, "POST bodies are application/json")
+    if server.token is not None and request.path != "/":
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer "):
+            return _error(401, "missing Authorization: Bearer <token>",
+                          {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(given[7:].strip().encode(), server.token.encode()):
+            return _error(403, "wrong token")
+    elif request.method != "GET" and not is_loopback(request.remote or ""):
+        return _error(403, "changes are taken from loopback only without a token")
+    return await handler(request)
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def metrics_response(state) -> web.Response:
+    body, content_type = exposition(state)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def as_json(data) -> web.Response:
+    return web.Response(text=json.dumps(data), content_type="application/json")
 ROWS = 1000             # the most rows one /api/files answer carries
 
 

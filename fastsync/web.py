@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import ipaddress
-import json
+import logging
 import re
 import socket
 import threading
 
-from aiohttp import web
-
 from .errors import UsageError
-from .metrics import exposition
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8437
 MAX_BODY = 4096
@@ -105,7 +103,8 @@ class Server:
         self.sock, self.state, self.catalog = sock, state, catalog
         self.token, self.control = token, control
         self.loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
+        self._runner = None             # aiohttp's AppRunner, made in the thread
+        self._up = threading.Event()    # set once the thread serves (or gave up)
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
 
     @property
@@ -114,33 +113,41 @@ class Server:
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
     def start(self) -> None:
-        ready = threading.Event()
         self._thread.start()
-        self.loop.call_soon_threadsafe(ready.set)
-        ready.wait(10)
 
     def close(self) -> None:
+        """Stop serving (after the run); waits for a server still starting up."""
+        self._up.wait(10)
         if self._runner is not None:
             future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop)
             try:
                 future.result(5)
             except Exception:   # noqa: BLE001 - closing must not fail the run
                 pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 
     def _serve(self) -> None:
+        # aiohttp (and prometheus-client) are imported here, in the server's thread,
+        # while the run goes on: their import is most of what the server costs.
         asyncio.set_event_loop(self.loop)
-        from .api import routes          # the handlers, apart from the plumbing
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
-        app["server"] = self
-        app.add_routes(routes)
+        from aiohttp import web
+        from .api import make_app
         # Idle keep-alive connections are closed after a few seconds, and no more than
         # MAX_CONNECTIONS are served at once: the copy shares this process's file
         # descriptors, and a client holding sockets open must not starve it.
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=5)
-        self.loop.run_until_complete(self._runner.setup())
-        self.loop.run_until_complete(self.loop.create_server(self._protocol, sock=self.sock))
+        try:
+            self._runner = web.AppRunner(make_app(self), access_log=None,
+                                         keepalive_timeout=5)
+            self.loop.run_until_complete(self._runner.setup())
+            self.loop.run_until_complete(self.loop.create_server(self._protocol,
+                                                                 sock=self.sock))
+        except Exception as e:      # noqa: BLE001 - the copy goes on without its server
+            log.error("the HTTP server could not start: %s", e)
+            return
+        finally:
+            self._up.set()
         self.loop.run_forever()
 
     def _protocol(self) -> asyncio.BaseProtocol:
@@ -149,32 +156,11 @@ class Server:
             return _Refuse()
         return server()
 
-    def _own_host(self, request: web.Request) -> bool:
-        """Is the request addressed to this server by a loopback name? A page from
+    def own_host(self, host: str) -> bool:
+        """Is a request addressed to this server by a loopback name? A page from
         elsewhere that rebinds its own name to 127.0.0.1 still sends its own name."""
         port = self.sock.getsockname()[1]
-        return request.headers.get("Host", "") in {
-            f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler):
-        if self.token is None and not self._own_host(request):
-            return _error(421, "without a token, this server answers to 127.0.0.1, "
-                               "localhost or [::1] and its port only")
-        if request.method == "POST" and request.content_type != "application/json":
-            # a browser page elsewhere can send text/plain or a form without asking;
-            # application/json needs a preflight, which gets no CORS answer
-            return _error(415, "POST bodies are application/json")
-        if self.token is not None and request.path != "/":
-            given = request.headers.get("Authorization", "")
-            if not given.startswith("Bearer "):
-                return _error(401, "missing Authorization: Bearer <token>",
-                              {"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(given[7:].strip().encode(), self.token.encode()):
-                return _error(403, "wrong token")
-        elif request.method != "GET" and not is_loopback(request.remote or ""):
-            return _error(403, "changes are taken from loopback only without a token")
-        return await handler(request)
+        return host in {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
 
 class _Refuse(asyncio.Protocol):
@@ -182,16 +168,3 @@ class _Refuse(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         transport.close()
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
-def metrics_response(state) -> web.Response:
-    body, content_type = exposition(state)
-    return web.Response(body=body, headers={"Content-Type": content_type})
-
-
-def as_json(data) -> web.Response:
-    return web.Response(text=json.dumps(data), content_type="application/json")
