@@ -572,6 +572,29 @@ def _show(value) -> str:
     return repr(os.fsdecode(from_db(value)))
 
 
+def open_readonly(path: str) -> sqlite3.Connection:
+    """A read-only connection to an existing fastsync catalog, or a one-line CatalogError
+    (fastsync status, manifest: they work while a run holds the catalog)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(16)
+    except OSError as e:
+        raise CatalogError(f"catalog {path!r} cannot be read: {e.strerror}") from None
+    if magic != SQLITE_MAGIC:
+        raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
+    conn = _connect(path, readonly=True)
+    try:
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            raise CatalogError(f"{path!r} is an SQLite database but not a fastsync catalog")
+    except sqlite3.Error as e:
+        conn.close()
+        raise CatalogError(f"catalog {path!r} cannot be read ({e})") from None
+    except CatalogError:
+        conn.close()
+        raise
+    return conn
+
+
 def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
     if os.path.exists(path) and os.path.getsize(path) > 0:
         with open(path, "rb") as f:

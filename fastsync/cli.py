@@ -91,7 +91,7 @@ from .paths import check_paths
 from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError, UsageError
 from .extraction import remove_stale_extractions
 from .progress import Console, ConsoleHandler, JsonLines
-from .run import StopRequest, run
+from .run import StopRequest, install_signals, run
 
 
 def _usage_error(exc: DocoptExit, command: str = "") -> str:
@@ -186,15 +186,6 @@ def _die_with_parent() -> None:
         os._exit(137)
 
 
-def _install_signals(stop: StopRequest) -> None:
-    def handler(signum, _frame):
-        # Only attributes are set here: no lock, no I/O but a plain write before leaving.
-        if stop.request(signum):        # signalled again, not the same Ctrl-C twice
-            stop.leave()
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _crashed(console: Console, error: BaseException) -> int:
     """A bug: one line saying what, then the traceback for a report."""
     console.error(f"fastsync: internal error: {type(error).__name__}: {error}")
@@ -281,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _config(args)
         server = _serve(args, config, console, stop)
-        _install_signals(stop)
+        install_signals(stop)
         remove_stale_extractions()
         return run(config, console, stop, server.control if server else None)
     except FastsyncError as e:

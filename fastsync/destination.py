@@ -80,7 +80,6 @@ class Identity:
                 and fs_type(self.path) == self.fs_type)
 
 
-# How an entry's kind reads in a message.
 _probes = itertools.count()
 
 

@@ -12,6 +12,7 @@ import os
 import stat
 from typing import Callable
 
+# How an entry's kind reads in a message.
 KIND_NAMES = {"file": "file", "dir": "directory", "symlink": "symbolic link",
               "special": "special file"}
 REPLACE_HINT = "--delete-extras would replace it"

@@ -33,7 +33,7 @@ import sys
 import tempfile
 
 from . import paths
-from .catalog import APPLICATION_ID, SQLITE_MAGIC, _connect, from_db
+from .catalog import from_db, open_readonly
 from .errors import CatalogError, FatalError, UsageError, describe
 
 TOOLS = {"md5": "md5sum", "sha1": "sha1sum", "sha256": "sha256sum", "blake2b": "b2sum"}
@@ -42,7 +42,7 @@ HASHED = "status = 'synced' AND kind = 'file' AND hash IS NOT NULL"
 
 def main(args: dict, console) -> int:
     db = args["--db"]
-    conn = open_catalog(db)
+    conn = open_readonly(db)
     try:
         conn.execute("BEGIN")       # one snapshot: the algorithms and the rows agree
         dst = from_db(conn.execute("SELECT value FROM meta WHERE key = 'dst'").fetchone()[0])
@@ -69,27 +69,6 @@ def main(args: dict, console) -> int:
                         f"; check with: cd {_quote(dst)} && {TOOLS.get(algo, algo)} -c "
                         f"{_quote(os.fsencode(os.path.abspath(target)))}"))
     return 0
-
-
-def open_catalog(path: str) -> sqlite3.Connection:
-    """A read-only connection to an existing fastsync catalog, or a one-line error."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(16)
-    except OSError as e:
-        raise CatalogError(f"catalog {path!r} cannot be read: {e.strerror}") from None
-    if magic != SQLITE_MAGIC:
-        raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
-    conn = _connect(path, readonly=True)
-    try:
-        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-            raise CatalogError(f"{path!r} is an SQLite database but not a fastsync catalog")
-    except (sqlite3.Error, CatalogError) as e:
-        conn.close()
-        if isinstance(e, CatalogError):
-            raise
-        raise CatalogError(f"catalog {path!r} cannot be read ({e})") from None
-    return conn
 
 
 def outputs(output: str | None, algos: list[str], db: str) -> dict[str, str]:

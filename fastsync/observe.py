@@ -104,7 +104,6 @@ class RunState:
             rates = self.rates(3)
             rate = sum(r[2] for r in rates) / len(rates) if rates else None
             left = max(transfer.bytes_total - transfer.bytes_written, 0)
-            current = transfer.current
             out["copy"] = {
                 "files_synced_before": self.synced_before,
                 "files_done": transfer.files_done, "files_total": transfer.files_total,
@@ -112,9 +111,7 @@ class RunState:
                 "bytes_total": transfer.bytes_total, "bytes_read": transfer.bytes_read,
                 "rate_bytes_per_second": rate,
                 "eta_seconds": left / rate if rate else None,
-                "current": [{"name": n, "size": size, "done": done} for n, size, done
-                            in (list(transfer.in_flight.values()) or
-                                ([] if current is None else [current]))]}
+                "current": transfer.files_in_flight()}
         return out
 
 

@@ -117,6 +117,12 @@ class TransferStats:
     waiting: dict = field(default_factory=dict)   # side -> what the run waits for there
     started: float = field(default_factory=time.monotonic)
 
+    def files_in_flight(self) -> list[dict]:
+        """Every file being copied, as --http and --progress json show them."""
+        files = list(self.in_flight.values()) or ([] if self.current is None else
+                                                  [self.current])
+        return [{"name": name, "size": size, "done": done} for name, size, done in files]
+
 
 class Pipeline:
     def __init__(self, catalog: Catalog, audit, dest: LocalDestination, *, src: bytes,

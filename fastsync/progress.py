@@ -219,16 +219,13 @@ class Console:
 
 
     def _json_transfer(self, stats, now: float, rate, eta, waiting) -> None:
-        current = stats.current
         self.json.emit("waiting" if waiting else "copying", {
             "files_done": stats.files_done, "files_total": stats.files_total,
             "files_failed": stats.files_failed, "bytes_done": stats.bytes_written,
             "bytes_total": stats.bytes_total, "bytes_read": stats.bytes_read,
             "rate_bytes_per_second": None if rate is None else round(rate),
             "eta_seconds": None if eta is None else round(eta, 1),
-            "current": [{"name": n, "size": size, "done": done} for n, size, done
-                        in (list(stats.in_flight.values()) or
-                            ([] if current is None else [current]))],
+            "current": stats.files_in_flight(),
             "waiting": waiting}, now)
 
 

@@ -114,6 +114,19 @@ class StopRequest:
         return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
 
 
+def install_signals(stop: StopRequest) -> dict:
+    """SIGINT/SIGTERM ask `stop` for an orderly stop; another one more than a second
+    later leaves at once. Returns the handlers it replaced."""
+    def handler(signum, _frame):
+        # Only attributes are set here: no lock, no I/O but a plain write before leaving.
+        if stop.request(signum):        # signalled again, not the same Ctrl-C twice
+            stop.leave()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, handler)
+    return previous
+
+
 @dataclass
 class Totals:
     copied: int = 0

@@ -25,7 +25,7 @@ import sqlite3
 import sys
 from datetime import datetime, timezone
 
-from .catalog import APPLICATION_ID, SQLITE_MAGIC, _connect, from_db
+from .catalog import from_db, open_readonly
 from .config import format_size
 from .errors import CatalogError, UsageError
 from .progress import format_duration, format_rate
@@ -35,7 +35,7 @@ def main(args: dict, console) -> int:
     path = args["--db"]
     if not re.fullmatch(r"\s*[0-9]{1,9}\s*", args["--limit"]):
         raise UsageError(f"--limit {args['--limit']!r} is not a whole number")
-    conn = open_catalog(path)
+    conn = open_readonly(path)
     try:
         report = gather(conn, int(args["--limit"]) if args["--failed"] else 0)
     except sqlite3.Error as e:
@@ -48,28 +48,6 @@ def main(args: dict, console) -> int:
     else:
         sys.stdout.write("\n".join(as_text(report)) + "\n")
     return 0
-
-
-def open_catalog(path: str) -> sqlite3.Connection:
-    """A read-only connection to a fastsync catalog, or a one-line CatalogError."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(16)
-    except OSError as e:
-        raise CatalogError(f"catalog {path!r} cannot be read: {e.strerror}") from None
-    if magic != SQLITE_MAGIC:
-        raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
-    conn = _connect(path, readonly=True)
-    try:
-        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-            raise CatalogError(f"{path!r} is an SQLite database but not a fastsync catalog")
-    except sqlite3.Error as e:
-        conn.close()
-        raise CatalogError(f"catalog {path!r} cannot be read ({e})") from None
-    except CatalogError:
-        conn.close()
-        raise
-    return conn
 
 
 def gather(conn: sqlite3.Connection, failed_limit: int) -> dict:

@@ -52,7 +52,7 @@ from .destination import BATCH_DURABLE, fs_type
 from .errors import (EXIT_OK, EXIT_PARTIAL, FastsyncError, FatalError, Interrupted,
                      UsageError, describe)
 from .progress import Console, RateMeter, format_duration, format_rate
-from .run import StopRequest, open_audit
+from .run import StopRequest, install_signals, open_audit
 
 MiB = 1 << 20
 ALIGN = 4096            # O_DIRECT: offsets and lengths are multiples of this
@@ -299,7 +299,10 @@ class Verify:
         self.next_show = 0.0
 
     def execute(self) -> int:
-        previous = _install_signals(self.stop, self.console)
+        previous = install_signals(self.stop)      # as a run: the first one stops
+        if faults.active():
+            self.console.error(f"fastsync: test-only fault injection is on: "
+                               f"{faults.active()}")
         try:
             since, sampler = self.begin()
             self.audit.event("run", "started", dst=self.dst, mode="verify",
@@ -541,17 +544,3 @@ def _empty(directory: bytes) -> bool:
 
 def _hash(row: Checkable) -> str | None:
     return f"{row.algo}:{row.hash}" if row.hash else None
-
-
-def _install_signals(stop: StopRequest, console: Console) -> dict:
-    """As a run: the first SIGINT/SIGTERM stops after the current read (what was found
-    is recorded); another one more than a second later leaves at once."""
-    def handler(signum, _frame):
-        if stop.request(signum):
-            stop.leave()
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for signum in previous:
-        signal.signal(signum, handler)
-    if faults.active():
-        console.error(f"fastsync: test-only fault injection is on: {faults.active()}")
-    return previous

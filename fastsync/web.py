@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 8437
 MAX_BODY = 4096
 MAX_CONNECTIONS = 64
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def parse_address(text: str | None) -> tuple[str, int]:

@@ -75,11 +75,9 @@ class FileWriter:
         job.written += block.length
         self.count("bytes_written", block.length)
         self.stats.current = (name, job.stat[1], job.written)
-        # Every file being written, for --http and --progress json (one per stream)
-        if block.last:
-            self.stats.in_flight.pop(id(job), None)
-        else:
-            self.stats.in_flight[id(job)] = self.stats.current
+        # Every file in flight, for --http and --progress json (one per stream); the
+        # finisher takes it out once the file is recorded, copied or failed.
+        self.stats.in_flight[id(job)] = self.stats.current
 
     def _write_block(self, temp: TempFile, block) -> None:
         self.retrier.call("dst", "write", lambda: temp.write(
