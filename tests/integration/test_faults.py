@@ -455,12 +455,12 @@ def mount_in_src(pair):
 
 def test_nothing_is_deleted_below_a_source_mount_that_went_away(pair, mount_in_src, capsys):
     import subprocess
-    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert main(pair.args("--delete-extras", "--max-delete", "100")) == EXIT_OK
     assert (pair.dst / "share" / "deep" / "b.txt").read_bytes() == b"deeper"
     subprocess.run(["umount", str(mount_in_src)], check=True)
     write(pair.dst / "extra.txt", b"a real extra, outside the mount")
     capsys.readouterr()
-    assert main(pair.args("--delete-extras")) == EXIT_PARTIAL
+    assert main(pair.args("--delete-extras", "--max-delete", "100")) == EXIT_PARTIAL
     assert (pair.dst / "share" / "a.txt").read_bytes() == b"on the mounted filesystem"
     assert (pair.dst / "share" / "deep" / "b.txt").read_bytes() == b"deeper"
     assert not (pair.dst / "extra.txt").exists()          # deletion goes on elsewhere
@@ -474,16 +474,16 @@ def test_nothing_is_deleted_below_a_source_mount_that_went_away(pair, mount_in_s
                    check=True)
     write(mount_in_src / "a.txt", b"on the mounted filesystem",
           mtime_ns=os.stat(pair.dst / "share" / "a.txt").st_mtime_ns)
-    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert main(pair.args("--delete-extras", "--max-delete", "100")) == EXIT_OK
     assert not (pair.dst / "share" / "deep").exists()      # now really gone from SRC
 
 
 def test_a_mount_point_removed_from_source_is_an_ordinary_deletion(pair, mount_in_src):
     import subprocess
-    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert main(pair.args("--delete-extras", "--max-delete", "100")) == EXIT_OK
     subprocess.run(["umount", str(mount_in_src)], check=True)
     os.rmdir(mount_in_src)
-    assert main(pair.args("--delete-extras")) == EXIT_OK
+    assert main(pair.args("--delete-extras", "--max-delete", "100")) == EXIT_OK
     assert not (pair.dst / "share").exists()
     assert (pair.dst / "local.txt").exists()
 

@@ -222,7 +222,7 @@ def test_kill_9_in_scan_copy_or_mirror_never_leaves_a_lie(fastsync, tmp_path, bi
     pair = Pair(tmp_path, big_source, dst)
     for i in range(1000):
         write(dst / "extra" / f"x{i:04d}", b"to be deleted")
-    proc = fastsync.start(*pair.args("-v", "--delete-extras"))
+    proc = fastsync.start(*pair.args("-v", "--delete-extras", "--max-delete", "2000"))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(
         line.decode("utf-8", "replace") for line in proc.stderr), daemon=True)
@@ -233,7 +233,7 @@ def test_kill_9_in_scan_copy_or_mirror_never_leaves_a_lie(fastsync, tmp_path, bi
     proc.wait(timeout=20)
     if pair.db.exists():
         catalog_tells_the_truth(pair)
-    fastsync(*pair.args("--delete-extras", "--rescan"))
+    fastsync(*pair.args("--delete-extras", "--max-delete", "2000", "--rescan"))
     assert_same_tree(pair.src, pair.dst)
     assert temporaries(pair.dst) == []
     assert catalog_tells_the_truth(pair) == 8_003

@@ -274,7 +274,7 @@ def test_mirror_deletes_extras_only_when_asked(pair):
     main(pair.args())
     assert (pair.dst / "extra-file").exists() and (pair.dst / "old" / "deep" / "junk").exists()
     assert not [e for e in pair.audit() if e["op"] == "delete"]
-    assert main(pair.args("--delete-extras", "--rescan")) == EXIT_OK
+    assert main(pair.args("--delete-extras", "--max-delete", "5", "--rescan")) == EXIT_OK
     assert_same_tree(pair.src, pair.dst)
     deleted = sorted(e["dst"] for e in pair.audit() if e["op"] == "delete" and e["status"] == "ok")
     assert deleted == sorted(str(pair.dst / p) for p in
