@@ -157,3 +157,32 @@ def test_resume_backlog(tree):
     report(GROUP, "fastsync resume ~1M backlog", **{
         "first byte s": first_byte, "files/s": copied / (time.monotonic() - resumed.start),
         "peak RSS MB": resumed.peak_kb / 1024})
+
+
+def test_resume_backlog_with_priorities(tree):
+    """The backlog test_resume_backlog left (about 1M pending rows), resumed with
+    --priority and --order-by: the first run with them gives the pending rows their
+    class and order key (one pass); a later one reads them off the index."""
+    root, src = tree
+    dst, work = root / "dst-empty", root / "work-empty"
+    assert (work / "c.db").exists(), "runs after test_resume_backlog"
+    urgent = dst / f"d{(FILES // PER_DIR) // 2:04d}"
+    wanted = ("--priority", f"/{urgent.name}/", "--order-by", "size,asc")
+
+    def first_byte_in_urgent(run):
+        def count():
+            try:
+                return sum(1 for _ in os.scandir(urgent))
+            except FileNotFoundError:
+                return 0
+        before = count()
+        return run.wait_for(lambda: time.monotonic() if count() > before else None, 120)
+
+    for label in ("reordered (priorities new)", "priorities unchanged"):
+        run = Watched(argv(work, src, dst, *wanted))
+        at = first_byte_in_urgent(run)
+        assert run.seen("resuming"), run.lines
+        time.sleep(2)
+        assert run.interrupt() == 130
+        report(GROUP, f"fastsync resume ~1M backlog, --priority, {label}", **{
+            "first byte s": at - run.start, "peak RSS MB": run.peak_kb / 1024})

@@ -9,6 +9,11 @@ while sixteen from different directories rename side by side (~210/s). So the re
 take files round-robin across the directories of a window of the backlog: still about
 path order overall, but the files in flight at one time come from different directories
 wherever the tree has them.
+
+Priorities come first: a window never mixes two --priority classes (the next class
+starts once the last one is handed out). With --order-by size or mtime the backlog
+is not striped: its files come from all over the tree already, and the order asked
+for is kept exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import os
 from collections import OrderedDict, deque
 from typing import Iterator
 
-from .catalog import PendingFile
+from .catalog import Catalog, PendingFile
+from .selection import Selection
 
 WINDOW = 2048       # backlog rows looked ahead for directories to alternate between
 
@@ -31,6 +37,8 @@ class Striped:
         self._dirs: OrderedDict[bytes, deque] = OrderedDict()
         self._buffered = 0
         self._exhausted = False
+        self._class = 0                          # the priority class being handed out
+        self._next: PendingFile | None = None    # the first row of the next class
 
     def __iter__(self) -> "Striped":
         return self
@@ -50,14 +58,35 @@ class Striped:
         return row
 
     def _fill(self) -> None:
+        if self._next is not None:
+            if self._buffered:
+                return          # the class before it is not all out yet
+            row, self._next = self._next, None
+            self._add(row)
         for row in self._rows:
-            self._dirs.setdefault(os.path.dirname(row.dst), deque()).append(row)
-            self._buffered += 1
+            if self._buffered and row.priority != self._class:
+                self._next = row
+                return
+            self._add(row)
             if self._buffered >= self._window:
                 return
         self._exhausted = True
+
+    def _add(self, row: PendingFile) -> None:
+        self._class = row.priority
+        self._dirs.setdefault(os.path.dirname(row.dst), deque()).append(row)
+        self._buffered += 1
 
     def close(self) -> None:
         close = getattr(self._rows, "close", None)
         if close is not None:
             close()
+
+
+def ordered(catalog: Catalog, selection: Selection, src: bytes) -> Iterator[PendingFile]:
+    """The backlog as the readers take it: by priority class, then --order-by (path
+    order striped across directories), only what --files-from covers."""
+    scope = selection.scope
+    rows = catalog.iter_backlog(selected=None if scope is None else
+                                lambda path: scope.covers(path[len(src) + 1:]))
+    return Striped(rows) if selection.order.key == "name" else rows

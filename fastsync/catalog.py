@@ -3,7 +3,8 @@
 Tables (README, "Catalog"):
   files       one row per source entry (file, directory or symlink): the spec's columns
               plus kind, link_target, hash_algo, attempts, last_error, synced_at,
-              verified_at (schema v2: when `fastsync verify` last read it back intact)
+              verified_at (schema v2: when `fastsync verify` last read it back intact),
+              priority and order_key (v3: where a pending row stands in the backlog)
   dest_files  what the last scan found under DST (for skip decisions and mirroring)
   scan_src    staging for a scan in progress; merged into `files` in one transaction
   runs        one row per run, with what it copied
@@ -28,14 +29,14 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 from urllib.parse import quote
 
 from .errors import CatalogError, FatalError
 from .locks import CatalogLock
 from .times import DST_TIME_UNKNOWN, recorded_btime
 
-SCHEMA_VERSION = 2       # v2: files.verified_at (a v1 catalog is migrated on open)
+SCHEMA_VERSION = 3       # v2: files.verified_at; v3: priority, order_key (migrated on open)
 APPLICATION_ID = 0x46535943  # "FSYC"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -77,9 +78,15 @@ CREATE TABLE files (
     -- v2 (last: where ALTER TABLE puts it in a migrated v1 catalog): when fastsync
     -- verify last read the file back intact (ns); NULL: never. No comma in these
     -- comments: SQLite's DROP COLUMN takes one for the end of the previous column.
-    verified_at  INTEGER
+    verified_at  INTEGER,
+    -- v3: the backlog goes by priority then order_key then src_path: the class of
+    -- --priority with 0 first and the key of --order-by: 0 for path order or the size
+    -- or mtime and negated for desc
+    priority     INTEGER NOT NULL DEFAULT 0,
+    order_key    NOT NULL DEFAULT 0
 );
 CREATE INDEX files_backlog ON files (src_path, kind, size, attempts) WHERE status = 'pending';
+CREATE INDEX files_order ON files (priority, order_key, src_path) WHERE status = 'pending';
 CREATE TABLE dest_files (
     dst_path     PRIMARY KEY,
     kind         TEXT NOT NULL,           -- file, dir, symlink or special
@@ -92,7 +99,7 @@ CREATE TABLE scan_src (
     dst_path     NOT NULL UNIQUE,
     kind TEXT NOT NULL, size INTEGER NOT NULL, created INTEGER, changed INTEGER NOT NULL,
     modified INTEGER NOT NULL, accessed INTEGER NOT NULL, permissions INTEGER NOT NULL,
-    uid INTEGER, gid INTEGER, link_target
+    uid INTEGER, gid INTEGER, link_target, priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY,
@@ -110,7 +117,7 @@ CREATE TABLE runs (
 """
 
 SCAN_COLUMNS = ("src_path", "dst_path", "kind", "size", "created", "changed", "modified",
-                "accessed", "permissions", "uid", "gid", "link_target")
+                "accessed", "permissions", "uid", "gid", "link_target", "priority")
 DEST_COLUMNS = ("dst_path", "kind", "size", "modified", "link_target")
 
 # Does destination entry d already hold source entry s? The spec's rule (same size, same
@@ -134,10 +141,10 @@ FOUND_DAMAGED = -1      # files.verified_at of a row verify sent back to pending
 # the damaged copy synced again.
 MERGE = f"""
 INSERT INTO files (src_path, dst_path, kind, size, created, changed, modified, accessed,
-                   permissions, uid, gid, link_target, status)
+                   permissions, uid, gid, link_target, status, priority, order_key)
 SELECT s.src_path, s.dst_path, s.kind, s.size, s.created, s.changed, s.modified,
        s.accessed, s.permissions, s.uid, s.gid, s.link_target,
-       CASE WHEN {MATCH} THEN 'synced' ELSE 'pending' END
+       CASE WHEN {MATCH} THEN 'synced' ELSE 'pending' END, s.priority, {{order_key}}
 FROM scan_src s LEFT JOIN dest_files d ON d.dst_path = s.dst_path
 WHERE true
 ON CONFLICT (src_path) DO UPDATE SET
@@ -150,6 +157,7 @@ ON CONFLICT (src_path) DO UPDATE SET
     created = excluded.created, changed = excluded.changed, modified = excluded.modified,
     accessed = excluded.accessed, permissions = excluded.permissions,
     uid = excluded.uid, gid = excluded.gid, link_target = excluded.link_target,
+    priority = excluded.priority, order_key = excluded.order_key,
     status = CASE WHEN files.status = 'pending' AND files.verified_at = {FOUND_DAMAGED}
                    AND {SAME} THEN 'pending' ELSE excluded.status END,
     verified_at = CASE WHEN {SAME} THEN files.verified_at END
@@ -177,6 +185,7 @@ class PendingFile:
     size: int
     link_target: bytes | None
     key: str | bytes    # src_path exactly as stored, for updates
+    priority: int = 0   # the --priority class (0 first)
 
 
 @dataclass(slots=True)
@@ -245,14 +254,21 @@ class Catalog:
             self._migrate(schema)
 
     def _migrate(self, schema: int) -> None:
-        """v1 -> v2: files.verified_at (NULL: never verified). One transaction: a
-        crash leaves v1 as it was, and the next open migrates again. Only after the
-        SRC/DST check: a catalog refused is left untouched."""
-        if schema != 1:
+        """v1 -> v2: files.verified_at (NULL: never verified); v2 -> v3: priority and
+        order_key (0: path order, as before) and their index. One transaction: a crash
+        leaves the old schema as it was, and the next open migrates again. Only after
+        the SRC/DST check: a catalog refused is left untouched."""
+        if schema not in (1, 2):
             raise CatalogError(f"catalog {self.path!r} has schema v{schema}, which no "
                                f"fastsync wrote; it is damaged")
         with self._tx() as c:
-            c.execute("ALTER TABLE files ADD COLUMN verified_at INTEGER")
+            if schema == 1:
+                c.execute("ALTER TABLE files ADD COLUMN verified_at INTEGER")
+            c.execute("ALTER TABLE files ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+            c.execute("ALTER TABLE files ADD COLUMN order_key NOT NULL DEFAULT 0")
+            c.execute("ALTER TABLE scan_src ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+            c.execute("CREATE INDEX files_order ON files (priority, order_key, src_path)"
+                      " WHERE status = 'pending'")
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                       (SCHEMA_VERSION,))
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -336,43 +352,70 @@ class Catalog:
 
     # ---------------------------------------------------------------- backlog --
 
-    def backlog(self) -> Backlog:
-        (files, nbytes, dirs, fresh), = self._query(
-            "SELECT coalesce(sum(kind != 'dir'), 0), coalesce(sum(size * (kind != 'dir')), 0),"
-            " coalesce(sum(kind = 'dir'), 0), coalesce(sum(attempts = 0), 0)"
-            " FROM files WHERE status = 'pending'")
+    def backlog(self, selected: Callable[[bytes], bool] | None = None) -> Backlog:
+        """What is pending; with `selected` (a test of the source path), only that."""
+        if selected is None:
+            (files, nbytes, dirs, fresh), = self._query(
+                "SELECT coalesce(sum(kind != 'dir'), 0),"
+                " coalesce(sum(size * (kind != 'dir')), 0),"
+                " coalesce(sum(kind = 'dir'), 0), coalesce(sum(attempts = 0), 0)"
+                " FROM files WHERE status = 'pending'")
+            return Backlog(files, nbytes, dirs, fresh)
+        files = nbytes = dirs = fresh = 0
+        for key, kind, size, attempts in self._query(
+                "SELECT src_path, kind, size, attempts FROM files WHERE status = 'pending'"):
+            if selected(from_db(key)):
+                files, nbytes = files + (kind != "dir"), nbytes + size * (kind != "dir")
+                dirs, fresh = dirs + (kind == "dir"), fresh + (attempts == 0)
         return Backlog(files, nbytes, dirs, fresh)
 
-    def iter_backlog(self, page: int = 500) -> Iterator[PendingFile]:
-        """Pending files and symlinks in path order, read on a private connection.
+    def iter_backlog(self, page: int = 500, selected: Callable[[bytes], bool] | None = None
+                     ) -> Iterator[PendingFile]:
+        """Pending files and symlinks by priority class, then order key, then path
+        (the index files_order: no sort), read on a private connection; with
+        `selected`, only the source paths it accepts.
 
         Keyset pages keep memory flat and let rows change underneath: a row that becomes
-        synced simply drops out, and the cursor never revisits a path it has passed.
+        synced simply drops out, and the cursor never revisits a row it has passed.
         """
         conn = _connect(self.path, readonly=True)
         try:
-            last: str | bytes | None = None
+            last: tuple = ()
             while True:
-                if last is None:
-                    rows = conn.execute(
-                        "SELECT src_path, dst_path, kind, size, link_target FROM files"
-                        " WHERE status = 'pending' AND kind != 'dir'"
-                        " ORDER BY src_path LIMIT ?", (page,)).fetchall()
-                else:
-                    rows = conn.execute(
-                        "SELECT src_path, dst_path, kind, size, link_target FROM files"
-                        " WHERE status = 'pending' AND kind != 'dir' AND src_path > ?"
-                        " ORDER BY src_path LIMIT ?", (last, page)).fetchall()
+                rows = conn.execute(
+                    "SELECT priority, order_key, src_path, dst_path, kind, size, link_target"
+                    " FROM files WHERE status = 'pending' AND kind != 'dir'"
+                    + (" AND (priority, order_key, src_path) > (?, ?, ?)" if last else "")
+                    + " ORDER BY priority, order_key, src_path LIMIT ?",
+                    (*last, page)).fetchall()
                 if not rows:
                     return
-                for key, dst, kind, size, target in rows:
-                    yield PendingFile(from_db(key), from_db(dst), kind, size,
-                                      None if target is None else from_db(target), key)
-                last = rows[-1][0]
+                for priority, _, key, dst, kind, size, target in rows:
+                    src = from_db(key)
+                    if selected is None or selected(src):
+                        yield PendingFile(src, from_db(dst), kind, size,
+                                          None if target is None else from_db(target), key,
+                                          priority)
+                last = rows[-1][:3]
         except sqlite3.Error as e:
             raise FatalError(f"catalog {self.path!r}: {e}") from None
         finally:
             conn.close()
+
+    def reorder(self, klass: Callable[[bytes], int] | None, order_key: str) -> None:
+        """Give every pending row its priority class (klass(source path); None: all 0)
+        and its order key (`order_key`: SQL over the table `files`), in one transaction:
+        for a resumed backlog whose --priority or --order-by changed."""
+        with self._tx() as c:
+            c.execute(f"UPDATE files SET order_key = {order_key} WHERE status = 'pending'")
+            if klass is None:
+                c.execute("UPDATE files SET priority = 0 WHERE status = 'pending'"
+                          " AND priority != 0")
+                return
+            keys = c.execute("SELECT src_path FROM files WHERE status = 'pending'"
+                             " ORDER BY src_path").fetchall()
+            c.executemany("UPDATE files SET priority = ? WHERE src_path = ?",
+                          [(klass(from_db(k)), k) for k, in keys])
 
     def pending_dirs(self, before: str | bytes | None = None, limit: int = 500
                      ) -> list[tuple[str | bytes, bytes, tuple[int, int]]]:
@@ -464,14 +507,23 @@ class Catalog:
         with self._tx() as c:
             c.execute("DELETE FROM scan_src WHERE src_path = ?", (to_db(path),))
 
-    def finish_scan(self, window: int) -> Backlog:
+    def finish_scan(self, window: int, order_key: str = "0",
+                    scanned: Callable[[bytes], bool] | None = None) -> Backlog:
         """Make the staged scan the catalog's truth, atomically: rows for entries gone
-        from SRC are dropped, new and changed ones become pending, and a row whose source
-        is unchanged keeps its hash."""
+        from SRC are dropped, new and changed ones become pending (in the backlog's
+        order: `order_key`, SQL over the staged row `s`), and a row whose source is
+        unchanged keeps its hash. `scanned` (a test of the source path): the scan
+        covered only those (--files-from), and rows outside them stay as they are."""
+        gone = ("DELETE FROM files WHERE NOT EXISTS"
+                " (SELECT 1 FROM scan_src s WHERE s.src_path = files.src_path)")
         with self._tx() as c:
-            c.execute("DELETE FROM files WHERE NOT EXISTS"
-                      " (SELECT 1 FROM scan_src s WHERE s.src_path = files.src_path)")
-            c.execute(MERGE, {"window": window})
+            if scanned is None:
+                c.execute(gone)
+            else:
+                keys = c.execute(gone.replace("DELETE", "SELECT src_path", 1)).fetchall()
+                c.executemany("DELETE FROM files WHERE src_path = ?",
+                              [(k,) for k, in keys if scanned(from_db(k))])
+            c.execute(MERGE.replace("{order_key}", order_key), {"window": window})
             c.execute("DELETE FROM scan_src")
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_scan', ?)",
                       (time.time_ns(),))
@@ -496,6 +548,17 @@ class Catalog:
             for dst, kind in rows:
                 yield from_db(dst), kind
             last = rows[-1][0]
+
+    def dest_totals(self, dst: bytes) -> tuple[tuple[int, int], tuple[int, int]]:
+        """What the last scan found under DST, DST's root left out: (entries, bytes)
+        in all, and (entries, bytes) of the extras among them (no source row)."""
+        (total, total_bytes, extra, extra_bytes), = self._query(
+            "SELECT count(*), coalesce(sum(size * (kind != 'dir')), 0),"
+            " coalesce(sum(NOT EXISTS (SELECT 1 FROM files f WHERE f.dst_path = d.dst_path)), 0),"
+            " coalesce(sum(size * (kind != 'dir') * NOT EXISTS"
+            " (SELECT 1 FROM files f WHERE f.dst_path = d.dst_path)), 0)"
+            " FROM dest_files d WHERE d.dst_path != ?", (to_db(dst),))
+        return (total, total_bytes), (extra, extra_bytes)
 
     def forget_dest(self, paths: Sequence[bytes], touched_dirs: Sequence[bytes],
                     run_id: int, deleted: int) -> None:
@@ -572,9 +635,11 @@ def _show(value) -> str:
     return repr(os.fsdecode(from_db(value)))
 
 
-def open_readonly(path: str) -> sqlite3.Connection:
+def open_readonly(path: str, writable: bool = False) -> sqlite3.Connection:
     """A read-only connection to an existing fastsync catalog, or a one-line CatalogError
-    (fastsync status, manifest: they work while a run holds the catalog)."""
+    (fastsync status, manifest: they work while a run holds the catalog). `writable`:
+    opened read-write all the same (and nothing written), so that closing it removes
+    the -wal and -shm files SQLite makes, as a read-only connection cannot."""
     try:
         with open(path, "rb") as f:
             magic = f.read(16)
@@ -582,7 +647,7 @@ def open_readonly(path: str) -> sqlite3.Connection:
         raise CatalogError(f"catalog {path!r} cannot be read: {e.strerror}") from None
     if magic != SQLITE_MAGIC:
         raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
-    conn = _connect(path, readonly=True)
+    conn = _connect(path, readonly=not writable)
     try:
         if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             raise CatalogError(f"{path!r} is an SQLite database but not a fastsync catalog")

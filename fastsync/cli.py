@@ -1,7 +1,8 @@
 """fastsync: copy a huge directory tree between mounted shares, resumably.
 
 Usage:
-  fastsync [options] [--] SRC DST
+  fastsync [options] [--exclude PATTERN | --include PATTERN | --exclude-from FILE |
+           --include-from FILE | --priority PATTERN]... [--] SRC DST
   fastsync (-h | --help)
   fastsync --version
 
@@ -16,6 +17,19 @@ and writing at the same time. A catalog (SQLite) records what is done: an interr
 run resumes its backlog without rescanning; once the backlog is empty, the next run
 rescans SRC and DST and copies what is new or changed (a different size or mtime).
 Nothing is ever deleted unless --delete-extras is given.
+
+What to copy and in what order (each may be given more than once; README "Choosing
+what to copy"):
+  --exclude PATTERN   Leave out entries that match (rsync's rules: a leading / anchors
+                      at SRC, a trailing / matches directories only, * stays within a
+                      name, ** crosses /); an excluded directory is not even scanned,
+                      and its DST copy is never deleted as an extra
+  --include PATTERN   Keep entries that match, whatever a later --exclude says: the
+                      first pattern that matches decides, in command-line order
+  --exclude-from FILE  --exclude for each line of FILE (# and ; start comments)
+  --include-from FILE  --include for each line of FILE
+  --priority PATTERN  Copy pending files that match (or lie below a directory that
+                      matches) first; an earlier --priority comes before a later one
 
 Options:
   --db PATH           Catalog file (SQLite); created if missing, and tied to this
@@ -32,6 +46,18 @@ Options:
   --delete-extras     After copying, delete what DST has and SRC does not (each entry
                       checked live on SRC first)
   --rescan            Scan even though the catalog has a pending backlog
+  -n, --dry-run       Show what a run would copy, create, delete and fail, and change
+                      nothing: not DST, not the catalog, not the audit log
+  --files-from FILE   Only the paths listed in FILE (relative to SRC, one per line;
+                      a directory with all it holds), and the directories leading to
+                      them; the rest of the catalog is left as it is
+  --from0             --files-from is NUL-separated (find -print0)
+  --order-by ORDER    Inside a priority class: name (path order), size or mtime,
+                      each with ,asc or ,desc (e.g. size,asc: small files first)
+                      [default: name,asc]
+  --max-delete N      Delete at most N entries with --delete-extras; the rest are
+                      listed and kept (exit status 1). Without it, a mirror that would
+                      delete more than half of DST (entries or bytes) deletes nothing
   --block-size SIZE   Size of one block in the read/write queue [default: 5M]
   --queue-capacity N  Blocks the readers may run ahead of the writers [default: 20]
   --streams N         Files read and written at the same time, 1 to 64, or auto:
@@ -92,6 +118,7 @@ from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError, UsageError
 from .extraction import remove_stale_extractions
 from .progress import Console, ConsoleHandler, JsonLines
 from .run import StopRequest, install_signals, run
+from .selection import Order, Selection, read_files_from
 
 
 def _usage_error(exc: DocoptExit, command: str = "") -> str:
@@ -153,7 +180,46 @@ def _parse(argv: list[str], doc: str = __doc__, command: str = "") -> dict:
         sys.exit(0)
 
 
-def _config(args: dict) -> Config:
+FILTER_OPTIONS = ("--exclude", "--include", "--exclude-from", "--include-from")
+
+
+def _filter_options(argv: list[str], doc: str = __doc__) -> list[tuple[str, str]]:
+    """The filter options in command-line order (docopt keeps each option's values in
+    order, but not the order between --exclude and --include, which decides)."""
+    takes_value = set(re.findall(r"^\s*(?:-\w, )?(--[a-z][a-z-]*)[ =][A-Z]", doc, re.M))
+    found, args = [], iter(argv)
+    for arg in args:
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=")
+        if name in FILTER_OPTIONS:
+            found.append((name, value if eq else next(args, "")))
+        elif name in takes_value and not eq:
+            next(args, None)
+    return found
+
+
+def _selection(args: dict, argv: list[str], src: bytes) -> Selection:
+    """--exclude/--include (and -from), --files-from, --priority, --order-by."""
+    from .filters import Priorities, Rules
+    if args["--from0"] and not args["--files-from"]:
+        raise UsageError("--from0 says how --files-from FILE is separated; give --files-from")
+    scope = None if not args["--files-from"] else read_files_from(
+        args["--files-from"], src, args["--from0"])
+    return Selection(rules=Rules.parse(_filter_options(argv)),
+                     priorities=Priorities(args["--priority"]),
+                     scope=scope, order=Order.parse(args["--order-by"]))
+
+
+def _max_delete(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not re.fullmatch(r"\s*[0-9]{1,12}\s*", text):
+        raise UsageError(f"--max-delete {text!r} is not a whole number (0 deletes nothing)")
+    return int(text)
+
+
+def _config(args: dict, argv: list[str] = ()) -> Config:
     rate, algo, block, capacity, streams = check_values(
         bwlimit=args["--bwlimit"], checksum=args["--checksum"],
         block_size=args["--block-size"], queue_capacity=args["--queue-capacity"],
@@ -161,13 +227,16 @@ def _config(args: dict) -> Config:
     retries, delay, outage = check_retry_values(
         retries=args["--retries"], retry_delay=args["--retry-delay"],
         outage_timeout=args["--outage-timeout"])
+    max_delete = _max_delete(args["--max-delete"])
     src, dst = check_paths(args["SRC"], args["DST"], args["--db"], args["--log"])
+    selection = _selection(args, list(argv), src)
     return Config(src=src, dst=dst, db=args["--db"], log=args["--log"], bwlimit=rate,
                   checksum=algo, delete_extras=args["--delete-extras"],
                   rescan=args["--rescan"], block_size=block, queue_capacity=capacity,
                   streams=streams,
                   quiet=args["--quiet"], verbose=args["--verbose"], retries=retries,
-                  retry_delay=delay, outage_timeout=outage)
+                  retry_delay=delay, outage_timeout=outage, selection=selection,
+                  dry_run=args["--dry-run"], max_delete=max_delete)
 
 
 def _die_with_parent() -> None:
@@ -270,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         console.error(f"fastsync: test-only fault injection is on: {faults.active()}")
     server = None
     try:
-        config = _config(args)
+        config = _config(args, argv)
         server = _serve(args, config, console, stop)
         install_signals(stop)
         remove_stale_extractions()

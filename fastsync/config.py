@@ -18,6 +18,7 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .schedule import Schedule
+    from .selection import Selection
 
 ALGORITHMS = ("md5", "sha1", "sha256", "blake2b")
 
@@ -118,6 +119,9 @@ class Config:
     retries: int = 5           # further attempts after a transient error
     retry_delay: float = 1.0   # seconds before the first retry; doubles each time
     outage_timeout: float = 3600.0   # seconds to wait for an unreachable share
+    selection: Selection = None      # filters, --files-from, priorities, order (None: all)
+    dry_run: bool = False
+    max_delete: int | None = None    # --max-delete; None: the default guard applies
 
 
 def check_values(*, bwlimit: str, checksum: str, block_size: str, queue_capacity: str,

@@ -128,9 +128,11 @@ class Pipeline:
     def __init__(self, catalog: Catalog, audit, dest: LocalDestination, *, src: bytes,
                  algo: str, block_size: int, queue_capacity: int, bwlimit: int, run_id: int,
                  stats: TransferStats, policy: Policy, roots: dict[str, Root],
-                 streams: int | None = None, verbose: bool = False, traits=Traits()):
+                 streams: int | None = None, verbose: bool = False, traits=Traits(),
+                 backlog=None):
         self.catalog, self.audit = catalog, audit
         self.traits = traits            # what DST can hold (probe.py)
+        self.backlog = backlog          # () -> the pending files, in order (backlog.py)
         self.src, self.algo = src, algo
         self.stats = stats
         self._stop = threading.Event()
@@ -312,7 +314,8 @@ class Pipeline:
     def _next_entry(self) -> PendingFile | None:
         with self._backlog_lock:
             if self._backlog is None:
-                self._backlog = Striped(self.catalog.iter_backlog())
+                self._backlog = (self.backlog() if self.backlog is not None
+                                 else Striped(self.catalog.iter_backlog()))
             return next(self._backlog, None)
 
     def _take(self, entry: PendingFile, retries: int) -> None:

@@ -31,6 +31,8 @@ from .pipeline import Pipeline, TransferStats
 from .progress import Console, format_duration, format_rate
 from .retry import Policy, Retrier, Root
 from .scan import scan
+from .backlog import ordered
+from .selection import Selection
 from .schedule import Applier, rate_now
 from .probe import Traits, probe
 
@@ -139,6 +141,8 @@ class Totals:
     recovered: int = 0             # copied after failing earlier in the run
     dir_failures: int = 0
     held: int = 0                  # DST directories kept: their SRC mount is gone
+    over_limit: int = 0            # extras kept: --max-delete was reached
+    refused: bool = False          # the mirror deleted nothing (the guard, or SRC gone)
     streams: int | None = None     # files in flight at once, as the pipeline chose
 
     def remarks(self) -> list[str]:
@@ -154,6 +158,10 @@ class Totals:
         if self.held:
             extra.append(f"nothing deleted below {self.held:,} directories: their SRC "
                          f"filesystem is not mounted (or empty)")
+        if self.over_limit:
+            extra.append(f"{self.over_limit:,} extras not deleted: over --max-delete")
+        if self.refused:
+            extra.append("--delete-extras deleted nothing: refused")
         if self.recovered:
             extra.append(f"{self.recovered:,} files copied on a later try, after failing "
                          f"earlier in this run")
@@ -162,11 +170,14 @@ class Totals:
         return extra
 
 
-def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str, str]:
+def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool,
+                changes: list[str] = ()) -> tuple[str, str]:
     if new_catalog:
         return "scan", "new catalog"
     if rescan:
         return "scan", "--rescan"
+    if changes:
+        return "scan", "what to copy changed since the last scan: " + "; ".join(changes)
     if backlog.fresh:
         return "resume", ""
     if backlog.empty:
@@ -176,6 +187,9 @@ def choose_mode(backlog: Backlog, rescan: bool, new_catalog: bool) -> tuple[str,
 
 def run(config: Config, console: Console, stop: StopRequest, control=None) -> int:
     """One run; `control` (observe.Control, with --http) lets the API reach the copy."""
+    if config.dry_run:
+        from .dryrun import dry_run
+        return dry_run(config, console, stop)
     dst_lock = lock_destination(config.dst)
     catalog = audit = None
     try:
@@ -223,6 +237,8 @@ def lock_destination(dst: bytes) -> DestinationLock:
 class Run:
     """One run: the state its phases share, and one method per phase."""
 
+    dry = False         # dryrun.DryRun: decides and tells, changes nothing
+
     def __init__(self, config: Config, console: Console, stop: StopRequest,
                  catalog: Catalog, audit: AuditLog, traits: Traits, new_catalog: bool):
         self.config, self.console, self.stop = config, console, stop
@@ -238,6 +254,11 @@ class Run:
         self.retrier = Retrier(self.policy, self.roots, stop.event, status=console.waiting,
                                audit=audit)
         self.totals = Totals()
+        self.selection = selection = config.selection or Selection()
+        scope = selection.scope
+        # --files-from: the source paths this run looks at (None: all)
+        self.selected = None if scope is None else (
+            lambda path: scope.covers(path[len(config.src) + 1:]))
         self.run_id: int | None = None
         self.dst_lock: DestinationLock | None = None     # set by run()
         self.control = None                              # observe.Control, set by run()
@@ -254,9 +275,12 @@ class Run:
         self.catalog.set_meta("dst_folds_case", int(traits.folds_case))
         self.catalog.set_meta("dst_changes_names", "".join(traits.changed))
         self.catalog.set_meta("dst_symlinks", traits.links or "yes")
-        self.backlog = self.catalog.backlog()
-        self.mode, self.reason = choose_mode(self.backlog, self.config.rescan,
-                                             self.new_catalog)
+        self.arrange()
+        self.backlog = self.catalog.backlog(self.selected)
+        self.mode, self.reason = choose_mode(
+            self.backlog, self.config.rescan, self.new_catalog,
+            self.selection.changes(self.catalog.get_meta("selection",
+                                                         Selection().scanned_with())))
         self.run_id = self.catalog.start_run(self.mode, self.config.checksum, __version__)
         if self.console.observer is not None:
             self.console.observer.run_id = self.run_id
@@ -301,7 +325,8 @@ class Run:
         if stopped():
             return self.finish("interrupted")
         totals = self.totals
-        problems = totals.failed + totals.scan_errors + totals.dir_failures + totals.held
+        problems = (totals.failed + totals.scan_errors + totals.dir_failures + totals.held
+                    + totals.over_limit + totals.refused)
         return self.finish("partial" if problems else "ok")
 
     def finish(self, status: str) -> int:
@@ -347,6 +372,17 @@ class Run:
         except OSError:
             pass
 
+    def arrange(self) -> None:
+        """A backlog whose --priority or --order-by changed takes its new order now
+        (one pass over the pending rows; the index then hands them out in order)."""
+        selection = self.selection
+        if self.catalog.get_meta("backlog_order", Selection().ordered_by()) \
+                == selection.ordered_by():
+            return
+        self.catalog.reorder(selection.klass_of(self.config.src),
+                             selection.order.sql("files"))
+        self.catalog.set_meta("backlog_order", selection.ordered_by())
+
     # ------------------------------------------------------------------ phases --
 
     def scan(self) -> bool:
@@ -354,7 +390,7 @@ class Run:
         self.console.note(f"fastsync: scanning SRC and DST ({self.reason})")
         result = scan(self.catalog, self.config.src, self.config.dst, self.window,
                       self.stop.event, self.console.scan, self.audit, self.retrier,
-                      self.traits)
+                      self.traits, self.selection, self.dry)
         stats, totals = result.stats, self.totals
         totals.specials, totals.scan_errors = stats.specials, stats.errors
         totals.stale_removed = stats.stale_removed
@@ -362,7 +398,9 @@ class Run:
             self.console.note("fastsync: interrupted during the scan; the catalog is "
                               "unchanged")
             return False
-        self.backlog = backlog = result.backlog
+        self.catalog.set_meta("selection", self.selection.scanned_with())
+        self.catalog.set_meta("backlog_order", self.selection.ordered_by())
+        self.backlog = backlog = self.catalog.backlog(self.selected)
         # Mount points found now, and those found before whose directory is still there
         # (unmounted since: mirror.py keeps their DST copies until they come back).
         # A nested one stays even where it is gone, while a mount above it is away.
@@ -388,7 +426,8 @@ class Run:
                             bwlimit=rate_now(config.bwlimit),     # a timetable's: now
                             streams=config.streams,     # None: by DST's filesystem
                             run_id=self.run_id, stats=stats, policy=self.policy,
-                            roots=self.roots, verbose=config.verbose, traits=self.traits)
+                            roots=self.roots, verbose=config.verbose, traits=self.traits,
+                            backlog=lambda: ordered(self.catalog, self.selection, config.src))
         control = self.control
         if self.console.observer is not None:     # --http: the catalog's totals, once
             self.console.observer.synced_before = self.catalog.synced_files()
@@ -443,10 +482,12 @@ class Run:
             return
         result = mirror(self.catalog, self.config.src, self.config.dst, self.identity,
                         self.stop.event, self.audit, self.run_id,
-                        self.catalog.src_mounts(), self.traits)
-        self.totals.deleted = result.deleted
-        self.totals.failed += result.failed + (1 if result.refused else 0)
-        self.totals.held = len(result.held)
+                        self.catalog.src_mounts(), self.traits,
+                        max_delete=self.config.max_delete)
+        totals = self.totals
+        totals.deleted, totals.failed = result.deleted, totals.failed + result.failed
+        totals.held, totals.over_limit = len(result.held), result.skipped_count
+        totals.refused = result.refused is not None
 
     def directories(self) -> None:
         self.totals.dir_failures = apply_directories(self.catalog, self.dest, self.retrier,
@@ -480,6 +521,7 @@ class Run:
         if status == "partial" and self.console.quiet:
             # -q keeps errors: failures are errors, and cron mails what a job prints
             problems = [f"{totals.failed:,} files failed"] + [
-                r for r in extra if "failed" in r or "errors" in r or "not mounted" in r]
+                r for r in extra if "failed" in r or "errors" in r or "not mounted" in r
+                or "--max-delete" in r or "refused" in r]
             self.console.error(f"fastsync: partial: {'; '.join(problems)}; they stay "
                                f"pending (see the audit log {config.log})")

@@ -10,6 +10,8 @@ What a walker does with each kind of entry:
   symlink        a row with its target (recreated as a link, never followed)
   fifo, socket, device
                  not copied as data: reported (audit line, counted in the summary)
+  excluded       by --exclude/--include (filters.py): no row, and a directory is not
+                 walked, on either side (so an excluded DST entry is never an extra)
   fastsync temp  names of the form `.fastsync-<16 hex>.tmp` are reserved for fastsync's
                  temporaries (a source entry so named would collide with the temporary
                  of a sibling): in SRC, reported and not copied; in DST, a leftover of a
@@ -23,6 +25,7 @@ import os
 import queue
 import stat
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import _core, faults
@@ -32,6 +35,7 @@ from .locks import DST_LOCK
 from .names import Names
 from .probe import Traits, is_probe_name, remove_probe
 from .retry import Retrier
+from .selection import Node, Selection
 from .times import DST_TIME_UNKNOWN, TIME_MAX_NS, TIME_MIN_NS, recorded_btime, time_problem
 from .transfer import is_temp_name
 
@@ -88,15 +92,23 @@ def _kind(mode: int) -> str | None:
 
 
 class Walker(threading.Thread):
-    """Walks one tree depth-first and puts (side, event, payload) tuples on `out`."""
+    """Walks one tree depth-first and puts (side, event, payload) tuples on `out`.
+
+    With a --files-from scope, a directory on the way to listed entries is not listed:
+    only the names leading on are looked up; below a listed directory, all of it is
+    walked. A `dry` walker (fastsync -n) removes nothing it finds at DST."""
 
     def __init__(self, side: str, root: bytes, other_root: bytes, out: queue.Queue,
-                 stop: threading.Event, retrier: Retrier, traits: Traits = Traits()):
+                 stop: threading.Event, retrier: Retrier, traits: Traits = Traits(),
+                 selection: Selection = Selection(), dry: bool = False):
         super().__init__(name=f"scan-{side}", daemon=True)
         self.side, self.root, self.other_root = side, root, other_root
         self.out, self.stop, self.retrier = out, stop, retrier
         self.failure: BaseException | None = None
-        self.traits = traits
+        self.traits, self.selection, self.dry = traits, selection, dry
+        self.rules = selection.rules if selection.rules else None
+        self.priorities = selection.priorities if side == "src" else None
+        self.lowest = len(selection.priorities)     # the class of what matches none
         # Names are checked against what DST can hold on the SRC side only.
         self.names = Names(traits, out) if side == "src" and traits.limits_names else None
 
@@ -113,7 +125,7 @@ class Walker(threading.Thread):
     def _counterpart(self, path: bytes) -> bytes:
         return self.other_root + path[len(self.root):]
 
-    def _row(self, path: bytes, st: tuple, kind: str) -> tuple | None:
+    def _row(self, path: bytes, st: tuple, kind: str, klass: int = 0) -> tuple | None:
         """The entry's row; None for a source entry with a time the catalog cannot
         hold, which is reported as a scan error instead (and a directory still walked)."""
         mode, size, atime, mtime, ctime, btime, uid, gid = st[:8]
@@ -135,7 +147,7 @@ class Walker(threading.Thread):
         if self.side == "src":
             return (to_db(path), to_db(self._counterpart(path)), kind, size,
                     recorded_btime(btime), ctime, mtime, atime, mode & 0o7777, uid, gid,
-                    None if target is None else to_db(target))
+                    None if target is None else to_db(target), klass)
         # A DST time the catalog cannot hold matches no source time: copied over.
         if not TIME_MIN_NS <= mtime <= TIME_MAX_NS:
             mtime = DST_TIME_UNKNOWN
@@ -144,33 +156,50 @@ class Walker(threading.Thread):
     def _walk(self) -> None:
         rows: list[tuple] = []
         st = _core.lstat(self.root)
-        row = self._row(self.root, st, "dir")
+        klass = self.lowest if self.priorities else 0
+        row = self._row(self.root, st, "dir", klass)
         if row is not None:          # None: reported (a time beyond the catalog)
             rows.append(row)
-        stack = [(self.root, st[8])]        # (directory, its device)
+        scope = self.selection.scope
+        # (directory, its device, its --files-from node or None: all of it, its class)
+        stack = [(self.root, st[8], None if scope is None else scope.root, klass)]
         while stack and not self.stop.is_set():
-            directory, device = stack.pop()
+            directory, device, node, klass = stack.pop()
             try:
-                # Entries are taken one at a time: a directory of millions of files
-                # costs no more memory than a small one.
-                with self.retrier.call(self.side, "list", lambda: _list(directory)) as entries:
+                with self._children(directory, node) as entries:
                     if self.names is not None:
                         self.names.new_directory()
-                    for entry in entries:
+                    for path, child in entries:
                         if self.stop.is_set():
                             break
-                        if self.names is not None and not self.names.fits(entry.path,
-                                                                          rows, stack):
-                            continue
-                        rows = self._entry(entry.path, device, rows, stack)
+                        rows = self._entry(path, device, rows, stack, child, klass)
             except OSError as e:
                 self.out.put((self.side, "error", (directory, f"cannot list: {e.strerror}")))
         if rows:
             self.out.put((self.side, "rows", rows))
+        if scope is not None and self.side == "src" and not self.stop.is_set():
+            for rel in scope.missing():
+                self.out.put((self.side, "error", (
+                    self.root + b"/" + rel, "listed in --files-from, not found in SRC "
+                    "(missing, or below a symlink or an excluded directory)")))
 
-    def _entry(self, path: bytes, device: int, rows: list, stack: list) -> list:
-        """Record one entry of a directory on `device`; returns the batch (a fresh list
-        once a full one was sent)."""
+    @contextmanager
+    def _children(self, directory: bytes, node: Node | None):
+        """(path, its --files-from node or None) of the entries to look at in
+        `directory` (`node`: its own node; None below a listed directory).
+        Entries are taken one at a time: a directory of millions of files costs no
+        more memory than a small one."""
+        if node is not None:            # on the way to listed entries: those names only
+            yield ((directory + b"/" + name, child) for name, child in sorted(node.items()))
+            return
+        with self.retrier.call(self.side, "list", lambda: _list(directory)) as entries:
+            yield ((entry.path, None) for entry in entries)
+
+    def _entry(self, path: bytes, device: int, rows: list, stack: list,
+               node: Node | None = None, klass: int = 0) -> list:
+        """Record one entry of a directory on `device` (`node`: its --files-from node,
+        None below a listed directory; `klass`: its directory's priority class);
+        returns the batch (a fresh list once a full one was sent)."""
         try:
             if self.side == "src" and is_temp_name(os.path.basename(path)):
                 self.out.put((self.side, "special",
@@ -183,6 +212,13 @@ class Walker(threading.Thread):
                                   (path, "name reserved for fastsync's DST lock")))
                 return rows              # at DST: ours (or another run's), never an extra
             st = self.retrier.call(self.side, "stat", lambda: _core.lstat(path))
+            if node is not None and self.side == "src":
+                node.seen = True
+            rel = path[len(self.root) + 1:]
+            if self.rules is not None and self.rules.excluded(rel, stat.S_ISDIR(st[0])):
+                return rows
+            if self.names is not None and not self.names.fits(path, rows, stack):
+                return rows
             kind = _kind(st[0])
             if kind is None:
                 if self.side == "src":
@@ -192,14 +228,18 @@ class Walker(threading.Thread):
                 kind = "special"
             elif kind == "file" and self.side == "dst" and is_temp_name(
                     os.path.basename(path)) and not _exists(self._counterpart(path)):
-                os.unlink(path)
-                self.out.put((self.side, "stale", path))
+                if not self.dry:
+                    os.unlink(path)
+                    self.out.put((self.side, "stale", path))
                 return rows
             elif kind == "dir" and self.side == "dst" and is_probe_name(os.path.basename(path)):
-                remove_probe(path)   # a killed run's probe directory (probe.py)
-                self.out.put((self.side, "stale", path))
+                if not self.dry:
+                    remove_probe(path)   # a killed run's probe directory (probe.py)
+                    self.out.put((self.side, "stale", path))
                 return rows
-            row = self._row(path, st, kind)
+            if self.priorities:
+                klass = min(klass, self.priorities.klass(rel, kind == "dir"))
+            row = self._row(path, st, kind, klass)
             if row is not None:      # None: reported; a directory is walked all the same
                 rows.append(row)
         except FileNotFoundError:
@@ -208,7 +248,7 @@ class Walker(threading.Thread):
             self.out.put((self.side, "error", (path, e.strerror)))
             return rows
         if kind == "dir":
-            stack.append((path, st[8]))
+            stack.append((path, st[8], None if node is None or node.listed else node, klass))
             if st[8] != device and self.side == "src":
                 # Another filesystem is mounted here: remembered, so that its DST copy
                 # is never deleted once it is unmounted and looks empty (mirror.py).
@@ -217,7 +257,6 @@ class Walker(threading.Thread):
             self.out.put((self.side, "rows", rows))
             return []
         return rows
-
 
 def _list(directory: bytes):
     faults.fail("list", directory)
@@ -291,17 +330,20 @@ class Tally:
 
 
 def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.Event,
-         progress, audit, retrier: Retrier, traits: Traits = Traits()) -> ScanResult:
+         progress, audit, retrier: Retrier, traits: Traits = Traits(),
+         selection: Selection = Selection(), dry: bool = False) -> ScanResult:
     """Scan both trees in parallel and merge the result into the catalog atomically.
 
     `progress(stats)` is called a few times a second; `audit` receives special files.
     An interrupted scan leaves the catalog as it was before (the staging is discarded).
+    `selection`: what to look at (filters, --files-from) and the backlog's order;
+    `dry`: nothing found at DST is removed (fastsync -n).
     """
     tally = Tally(catalog, window, audit)
     catalog.begin_scan()
     events: queue.Queue = queue.Queue(maxsize=8)
-    walkers = [Walker("src", src, dst, events, stop, retrier, traits),
-               Walker("dst", dst, src, events, stop, retrier)]
+    walkers = [Walker("src", src, dst, events, stop, retrier, traits, selection, dry),
+               Walker("dst", dst, src, events, stop, retrier, selection=selection, dry=dry)]
     for w in walkers:
         w.start()
     while tally.running:
@@ -316,5 +358,7 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
             raise w.failure
     if stop.is_set():
         return ScanResult(False, tally.stats, None)
-    backlog = catalog.finish_scan(window)
+    scope = selection.scope
+    backlog = catalog.finish_scan(window, selection.order.sql("s"), None if scope is None
+                                  else lambda path: scope.covers(path[len(src) + 1:]))
     return ScanResult(True, tally.stats, backlog)

@@ -172,7 +172,7 @@ def test_a_manifest_is_read_while_a_run_holds_the_catalog(fastsync, pair):
     assert set(names) <= {b"small0", b"small1", b"small2", b"big0", b"big1", b"big2",
                           b"big3"}
     conn = sqlite3.connect(pair.db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
 
 

@@ -1,7 +1,7 @@
 """`fastsync verify` on real trees after real syncs: files read back at DST and hashed
 again, corruption and losses sent back to pending and copied again by the next run,
 unreadable files reported but left alone, the catalog lock, interruption and resumption,
---again, --sample, --bwlimit, and the v1 -> v2 catalog migration."""
+--again, --sample, --bwlimit, and the migration of v1 and v2 catalogs (to v3)."""
 
 import hashlib
 import os
@@ -352,57 +352,73 @@ def test_help(fastsync):
 
 # ------------------------------------------------------------------ migration --
 
-def _make_v1(db) -> None:
-    """Turn a catalog into what fastsync with schema v1 wrote."""
+def _make_old(db, version: int) -> None:
+    """Turn a catalog into what fastsync with schema v1 (no verified_at) or v2 (no
+    priority, order_key and their index) wrote."""
     conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE files DROP COLUMN verified_at")
-    conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
-    conn.execute("PRAGMA user_version = 1")
+    conn.execute("DROP INDEX files_order")
+    for table, column in (("files", "order_key"), ("files", "priority"),
+                          ("scan_src", "priority")):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    if version == 1:
+        conn.execute("ALTER TABLE files DROP COLUMN verified_at")
+    conn.execute(f"UPDATE meta SET value = {version} WHERE key = 'schema_version'")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
 
 
 def _schema(db) -> tuple:
+    """(user_version, meta schema_version, the columns v2 and v3 added, in order)."""
     conn = sqlite3.connect(db)
     try:
         cols = [r[1] for r in conn.execute("PRAGMA table_info(files)")]
         return (conn.execute("PRAGMA user_version").fetchone()[0],
                 dict(conn.execute("SELECT key, value FROM meta"))["schema_version"],
-                "verified_at" in cols)
+                [c for c in cols if c in ("verified_at", "priority", "order_key")])
     finally:
         conn.close()
 
 
-def test_a_new_catalog_is_v2(fastsync, pair):
+CURRENT = (3, 3, ["verified_at", "priority", "order_key"])
+OLD = {1: (1, 1, []), 2: (2, 2, ["verified_at"])}
+
+
+def test_a_new_catalog_is_v3(fastsync, pair):
     write(pair.src / "f", b"x")
     fastsync(*pair.args())
-    assert SCHEMA_VERSION == 2 and _schema(pair.db) == (2, 2, True)
+    assert SCHEMA_VERSION == 3 and _schema(pair.db) == CURRENT
 
 
+@pytest.mark.parametrize("old", [1, 2])
 @pytest.mark.parametrize("first", ["verify", "run"])
-def test_a_v1_catalog_is_migrated_by_verify_or_a_run(fastsync, pair, first):
+def test_an_older_catalog_is_migrated_by_verify_or_a_run(fastsync, pair, first, old):
     synced_tree(fastsync, pair)
-    _make_v1(pair.db)
-    assert _schema(pair.db) == (1, 1, False)
+    _make_old(pair.db, old)
+    assert _schema(pair.db) == OLD[old]
     if first == "verify":
         verify(fastsync, pair)
         assert len(lines(pair, status="ok")) == 13
     else:
         fastsync(*pair.args())
-    assert _schema(pair.db) == (2, 2, True)
+    assert _schema(pair.db) == CURRENT
     verify(fastsync, pair)
     assert len(lines(pair, status="ok")) == 13
+    # the migrated backlog index serves a run with priorities
+    write(pair.src / "late", b"late")
+    fastsync(*pair.args("--priority", "late"))
+    assert (pair.dst / "late").read_bytes() == b"late"
 
 
 def test_a_catalog_refused_for_another_pair_is_not_migrated(pair):
     write(pair.src / "f", b"x")
     Catalog.open(str(pair.db), os.fsencode(pair.src), os.fsencode(pair.dst), "t").close()
-    _make_v1(pair.db)
+    _make_old(pair.db, 1)
     with pytest.raises(CatalogError, match="belongs to"):
         Catalog.open(str(pair.db), os.fsencode(pair.src), b"/elsewhere", "t")
-    assert _schema(pair.db) == (1, 1, False)
+    assert _schema(pair.db) == OLD[1]
     Catalog.open(str(pair.db), os.fsencode(pair.src), os.fsencode(pair.dst), "t").close()
-    assert _schema(pair.db) == (2, 2, True)
+    assert _schema(pair.db) == CURRENT
 
 
 def test_a_rescan_keeps_a_file_verify_found_corrupted_pending(fastsync, pair):

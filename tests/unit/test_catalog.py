@@ -28,7 +28,7 @@ def cat(db):
 
 def src_row(rel: bytes, size=10, mtime=1000, kind="file", target=None):
     return (to_db(SRC + rel), to_db(DST + rel), kind, size, None, mtime, mtime, mtime,
-            0o644, 0, 0, None if target is None else to_db(target))
+            0o644, 0, 0, None if target is None else to_db(target), 0)
 
 
 def dst_row(rel: bytes, size=10, mtime=1000, kind="file", target=None):

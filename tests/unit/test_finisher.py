@@ -58,7 +58,7 @@ def env(tmp_path):
     names = [b"/a/one", b"/a/two", b"/b/three"]
     cat.begin_scan()
     cat.add_source([(to_db(SRC + n), to_db(DST + n), "file", 5, None, 1, 1, 1, 0o644, 0, 0,
-                     None) for n in names], 1)
+                     None, 0) for n in names], 1)
     cat.finish_scan(1)
     run_id = cat.start_run("scan", "sha256", "test")
     audit = AuditLog(str(tmp_path / "audit.log"))
