@@ -295,3 +295,23 @@ def test_corrupt_catalog(fastsync, pair):
         if extra.exists():
             extra.unlink()
     one_line_error(fastsync(*pair.args(), check=2), "catalog")
+
+
+def test_filters_files_from_priorities_and_a_dry_run_through_the_real_process(
+        fastsync, pair, tmp_path):
+    """The binary carries wcmatch and the new modules: a rehearsal changes nothing, then
+    the run copies what the filters and the list let through, urgent first."""
+    for rel in ("proj/a.txt", "proj/a.tmp", "proj/.snapshot/old", "proj/urgent/u.txt",
+                "other/b.txt"):
+        write(pair.src / rel, rel.encode())
+    (tmp_path / "wave").write_text("proj\n")
+    args = pair.args("--exclude", "*.tmp", "--exclude", ".snapshot/", "--files-from",
+                     str(tmp_path / "wave"), "--priority", "urgent/", "--streams", "1")
+    dry = fastsync("-n", *args)
+    assert "would copy 2 files" in dry.stderr.decode()
+    assert os.listdir(pair.dst) == [] and not pair.db.exists()
+    fastsync(*args)
+    copied = [e["src"] for e in pair.audit() if e["op"] == "copy"]
+    assert copied == [str(pair.src / "proj/urgent/u.txt"), str(pair.src / "proj/a.txt")]
+    assert sorted(os.listdir(pair.dst / "proj")) == ["a.txt", "urgent"]
+    assert not (pair.dst / "other").exists()
