@@ -14,6 +14,7 @@ FASTSYNC_BENCH_FILES changes the file count (default 1,000,000).
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -159,30 +160,38 @@ def test_resume_backlog(tree):
         "peak RSS MB": resumed.peak_kb / 1024})
 
 
+def first_pending_dir(db) -> str:
+    """The DST directory of the file a resumed run copies first (by the index)."""
+    conn = sqlite3.connect(db)
+    try:
+        (dst,), = conn.execute(
+            "SELECT dst_path FROM files WHERE status = 'pending' AND kind != 'dir'"
+            " ORDER BY priority, order_key, src_path LIMIT 1").fetchall()
+    finally:
+        conn.close()
+    return os.path.dirname(dst)
+
+
 def test_resume_backlog_with_priorities(tree):
     """The backlog test_resume_backlog left (about 1M pending rows), resumed with
-    --priority and --order-by: the first run with them gives the pending rows their
-    class and order key (one pass); a later one reads them off the index."""
+    --priority and --order-by: the first run with them gives the matching pending rows
+    their class and every one its order key (one pass); a later one, with the same
+    options, reads them off the index. Timed to the first byte in DST, as above: an
+    entry more in the directory of the file that goes first."""
     root, src = tree
     dst, work = root / "dst-empty", root / "work-empty"
     assert (work / "c.db").exists(), "runs after test_resume_backlog"
     urgent = dst / f"d{(FILES // PER_DIR) // 2:04d}"
-    wanted = ("--priority", f"/{urgent.name}/", "--order-by", "size,asc")
-
-    def first_byte_in_urgent(run):
-        def count():
-            try:
-                return sum(1 for _ in os.scandir(urgent))
-            except FileNotFoundError:
-                return 0
-        before = count()
-        return run.wait_for(lambda: time.monotonic() if count() > before else None, 120)
-
-    for label in ("reordered (priorities new)", "priorities unchanged"):
-        run = Watched(argv(work, src, dst, *wanted))
-        at = first_byte_in_urgent(run)
+    options = ("--priority", f"/{urgent.name}/", "--order-by", "size,asc")
+    for label in ("priorities new: reorder pass", "priorities unchanged"):
+        first_dir = str(urgent) if label.startswith("priorities new") else \
+            first_pending_dir(work / "c.db")
+        before = len(os.listdir(first_dir)) if os.path.isdir(first_dir) else 0
+        run = Watched(argv(work, src, dst, *options))
+        at = run.wait_for(lambda: time.monotonic() if os.path.isdir(first_dir) and
+                          len(os.listdir(first_dir)) > before else None, 300)
         assert run.seen("resuming"), run.lines
-        time.sleep(2)
+        time.sleep(1)
         assert run.interrupt() == 130
         report(GROUP, f"fastsync resume ~1M backlog, --priority, {label}", **{
             "first byte s": at - run.start, "peak RSS MB": run.peak_kb / 1024})

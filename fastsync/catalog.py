@@ -80,9 +80,9 @@ CREATE TABLE files (
     -- comments: SQLite's DROP COLUMN takes one for the end of the previous column.
     verified_at  INTEGER,
     -- v3: the backlog goes by priority then order_key then src_path: the class of
-    -- --priority with 0 first and the key of --order-by: 0 for path order or the size
-    -- or mtime and negated for desc
-    priority     INTEGER NOT NULL DEFAULT 0,
+    -- --priority with 0 first and 1073741824 for the rest and the key of --order-by:
+    -- 0 for path order or the size or mtime and negated for desc
+    priority     INTEGER NOT NULL DEFAULT 1073741824,
     order_key    NOT NULL DEFAULT 0
 );
 CREATE INDEX files_backlog ON files (src_path, kind, size, attempts) WHERE status = 'pending';
@@ -99,7 +99,7 @@ CREATE TABLE scan_src (
     dst_path     NOT NULL UNIQUE,
     kind TEXT NOT NULL, size INTEGER NOT NULL, created INTEGER, changed INTEGER NOT NULL,
     modified INTEGER NOT NULL, accessed INTEGER NOT NULL, permissions INTEGER NOT NULL,
-    uid INTEGER, gid INTEGER, link_target, priority INTEGER NOT NULL DEFAULT 0
+    uid INTEGER, gid INTEGER, link_target, priority INTEGER NOT NULL DEFAULT 1073741824
 );
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY,
@@ -135,6 +135,7 @@ SAME = """(files.kind = excluded.kind AND files.size = excluded.size
     AND files.modified = excluded.modified AND files.link_target IS excluded.link_target)"""
 
 FOUND_DAMAGED = -1      # files.verified_at of a row verify sent back to pending
+LAST_CLASS = 1 << 30    # files.priority of what no --priority matches (selection.LAST)
 
 # A file `fastsync verify` found damaged at DST stays pending through a rescan while
 # the source is unchanged: DST has the same size and mtime, and MATCH alone would call
@@ -185,7 +186,7 @@ class PendingFile:
     size: int
     link_target: bytes | None
     key: str | bytes    # src_path exactly as stored, for updates
-    priority: int = 0   # the --priority class (0 first)
+    priority: int = LAST_CLASS   # the --priority class (0 first)
 
 
 @dataclass(slots=True)
@@ -264,9 +265,11 @@ class Catalog:
         with self._tx() as c:
             if schema == 1:
                 c.execute("ALTER TABLE files ADD COLUMN verified_at INTEGER")
-            c.execute("ALTER TABLE files ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+            c.execute("ALTER TABLE files ADD COLUMN priority INTEGER NOT NULL"
+                      " DEFAULT 1073741824")
             c.execute("ALTER TABLE files ADD COLUMN order_key NOT NULL DEFAULT 0")
-            c.execute("ALTER TABLE scan_src ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+            c.execute("ALTER TABLE scan_src ADD COLUMN priority INTEGER NOT NULL"
+                      " DEFAULT 1073741824")
             c.execute("CREATE INDEX files_order ON files (priority, order_key, src_path)"
                       " WHERE status = 'pending'")
             c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -325,6 +328,17 @@ class Catalog:
             except sqlite3.Error:
                 pass
 
+    def _rows(self, sql: str, params: Sequence | dict = ()) -> Iterator[tuple]:
+        """The rows of a query, one at a time, on a private read-only connection (a
+        query over millions of rows is never held in memory whole)."""
+        conn = _connect(self.path, readonly=True)
+        try:
+            yield from conn.execute(sql, params)
+        except sqlite3.Error as e:
+            raise FatalError(f"catalog {self.path!r}: {e}") from None
+        finally:
+            conn.close()
+
     def _query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
         with self._lock:
             try:
@@ -359,10 +373,12 @@ class Catalog:
                 "SELECT coalesce(sum(kind != 'dir'), 0),"
                 " coalesce(sum(size * (kind != 'dir')), 0),"
                 " coalesce(sum(kind = 'dir'), 0), coalesce(sum(attempts = 0), 0)"
-                " FROM files WHERE status = 'pending'")
+                # the index that holds every column summed: no lookup of a row (the
+                # planner would take files_order, and read 1M rows at random)
+                " FROM files INDEXED BY files_backlog WHERE status = 'pending'")
             return Backlog(files, nbytes, dirs, fresh)
         files = nbytes = dirs = fresh = 0
-        for key, kind, size, attempts in self._query(
+        for key, kind, size, attempts in self._rows(
                 "SELECT src_path, kind, size, attempts FROM files WHERE status = 'pending'"):
             if selected(from_db(key)):
                 files, nbytes = files + (kind != "dir"), nbytes + size * (kind != "dir")
@@ -402,20 +418,31 @@ class Catalog:
         finally:
             conn.close()
 
-    def reorder(self, klass: Callable[[bytes], int] | None, order_key: str) -> None:
-        """Give every pending row its priority class (klass(source path); None: all 0)
-        and its order key (`order_key`: SQL over the table `files`), in one transaction:
-        for a resumed backlog whose --priority or --order-by changed."""
+    def reorder(self, klass: Callable[[bytes], int] | None, order_key: str,
+                meta: dict | None = None, page: int = 10_000) -> None:
+        """Give every pending row its priority class (klass(source path); None: the
+        last class for all) and its order key (`order_key`: SQL over the table
+        `files`), writing only the rows that change, with `meta`, in one transaction:
+        for a backlog whose --priority or --order-by changed."""
         with self._tx() as c:
-            c.execute(f"UPDATE files SET order_key = {order_key} WHERE status = 'pending'")
+            c.execute(f"UPDATE files SET order_key = {order_key} WHERE status = 'pending'"
+                      f" AND order_key IS NOT {order_key}")
             if klass is None:
-                c.execute("UPDATE files SET priority = 0 WHERE status = 'pending'"
-                          " AND priority != 0")
-                return
-            keys = c.execute("SELECT src_path FROM files WHERE status = 'pending'"
-                             " ORDER BY src_path").fetchall()
-            c.executemany("UPDATE files SET priority = ? WHERE src_path = ?",
-                          [(klass(from_db(k)), k) for k, in keys])
+                c.execute("UPDATE files SET priority = ? WHERE status = 'pending'"
+                          " AND priority != ?", (LAST_CLASS, LAST_CLASS))
+            last: tuple = ()
+            while klass is not None:
+                rows = c.execute("SELECT src_path, priority FROM files WHERE status = "
+                                 "'pending'" + (" AND src_path > ?" if last else "")
+                                 + " ORDER BY src_path LIMIT ?", (*last, page)).fetchall()
+                if not rows:
+                    break
+                changed = [(new, key) for key, old in rows
+                           if (new := klass(from_db(key))) != old]
+                c.executemany("UPDATE files SET priority = ? WHERE src_path = ?", changed)
+                last = rows[-1][:1]
+            c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                          list((meta or {}).items()))
 
     def pending_dirs(self, before: str | bytes | None = None, limit: int = 500
                      ) -> list[tuple[str | bytes, bytes, tuple[int, int]]]:
@@ -508,25 +535,28 @@ class Catalog:
             c.execute("DELETE FROM scan_src WHERE src_path = ?", (to_db(path),))
 
     def finish_scan(self, window: int, order_key: str = "0",
-                    scanned: Callable[[bytes], bool] | None = None) -> Backlog:
+                    scanned: Callable[[bytes], bool] | None = None,
+                    meta: dict | None = None) -> Backlog:
         """Make the staged scan the catalog's truth, atomically: rows for entries gone
         from SRC are dropped, new and changed ones become pending (in the backlog's
         order: `order_key`, SQL over the staged row `s`), and a row whose source is
         unchanged keeps its hash. `scanned` (a test of the source path): the scan
-        covered only those (--files-from), and rows outside them stay as they are."""
+        covered only those (--files-from), and rows outside them stay as they are
+        (every row the scan did not see is looked at, one at a time: only those to
+        drop are held in memory). `meta`: keys written in the same transaction."""
         gone = ("DELETE FROM files WHERE NOT EXISTS"
                 " (SELECT 1 FROM scan_src s WHERE s.src_path = files.src_path)")
         with self._tx() as c:
             if scanned is None:
                 c.execute(gone)
             else:
-                keys = c.execute(gone.replace("DELETE", "SELECT src_path", 1)).fetchall()
-                c.executemany("DELETE FROM files WHERE src_path = ?",
-                              [(k,) for k, in keys if scanned(from_db(k))])
+                keys = [k for k, in c.execute(gone.replace("DELETE", "SELECT src_path", 1))
+                        if scanned(from_db(k))]
+                c.executemany("DELETE FROM files WHERE src_path = ?", [(k,) for k in keys])
             c.execute(MERGE.replace("{order_key}", order_key), {"window": window})
             c.execute("DELETE FROM scan_src")
-            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_scan', ?)",
-                      (time.time_ns(),))
+            c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                          [("last_scan", time.time_ns()), *(meta or {}).items()])
         return self.backlog()
 
     # ----------------------------------------------------------------- mirror --
@@ -635,11 +665,10 @@ def _show(value) -> str:
     return repr(os.fsdecode(from_db(value)))
 
 
-def open_readonly(path: str, writable: bool = False) -> sqlite3.Connection:
+def open_readonly(path: str, immutable: bool = False) -> sqlite3.Connection:
     """A read-only connection to an existing fastsync catalog, or a one-line CatalogError
-    (fastsync status, manifest: they work while a run holds the catalog). `writable`:
-    opened read-write all the same (and nothing written), so that closing it removes
-    the -wal and -shm files SQLite makes, as a read-only connection cannot."""
+    (fastsync status, manifest: they work while a run holds the catalog). `immutable`:
+    for a catalog no process has open; SQLite then creates no -wal or -shm beside it."""
     try:
         with open(path, "rb") as f:
             magic = f.read(16)
@@ -647,7 +676,7 @@ def open_readonly(path: str, writable: bool = False) -> sqlite3.Connection:
         raise CatalogError(f"catalog {path!r} cannot be read: {e.strerror}") from None
     if magic != SQLITE_MAGIC:
         raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
-    conn = _connect(path, readonly=not writable)
+    conn = _connect(path, readonly=True, immutable=immutable)
     try:
         if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             raise CatalogError(f"{path!r} is an SQLite database but not a fastsync catalog")
@@ -660,12 +689,14 @@ def open_readonly(path: str, writable: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
+def _connect(path: str, readonly: bool = False, immutable: bool = False
+             ) -> sqlite3.Connection:
     if os.path.exists(path) and os.path.getsize(path) > 0:
         with open(path, "rb") as f:
             if f.read(16) != SQLITE_MAGIC:
                 raise CatalogError(f"{path!r} is not a fastsync catalog (not an SQLite file)")
-    uri = "file:" + quote(os.fsencode(os.path.abspath(path))) + ("?mode=ro" if readonly else "")
+    uri = "file:" + quote(os.fsencode(os.path.abspath(path))) + (
+        "?immutable=1" if immutable else "?mode=ro" if readonly else "")
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                timeout=30)

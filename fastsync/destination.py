@@ -32,7 +32,7 @@ import threading
 
 from . import _core, faults
 from .errors import Restart, is_fatal
-from .kinds import KIND_NAMES, KindClash, clash_at, link_or_file, remove_tree
+from .kinds import KIND_NAMES, KindClash, clash_at, link_or_file, remove_tree, tree_entries
 from .transfer import DirMaker, make_symlink, open_temp, sync_directory
 
 # Local filesystems on which one syncfs(2) makes everything written through this
@@ -104,9 +104,13 @@ class LocalDestination:
     `replace` (--delete-extras): an entry of another kind in the way of SRC's is
     removed by make_room() instead of failing the entry."""
 
-    def __init__(self, path: bytes, reachable=lambda: True, replace: bool = False):
+    def __init__(self, path: bytes, reachable=lambda: True, replace: bool = False,
+                 rules=None, max_remove: int | None = None):
         self.path = path
         self.replace = replace
+        # What make_room() must not remove: entries the filters (filters.Rules) keep out
+        # of the run, and more entries than --max-delete allows in all.
+        self.rules, self.max_remove, self.removals = rules, max_remove, 0
         self._reachable = reachable
         self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         st = os.fstat(self._fd)
@@ -219,6 +223,10 @@ class LocalDestination:
             now = clash_at(path, clash.wanted)
             if now is None:
                 return []     # gone, or another thread made the room meanwhile
+            problem, count = self.removal_problem(path, now.found)
+            if problem is not None:
+                raise KindClash(path, now.found, clash.wanted, clash.below, outcome=problem)
+            self.removals += count
             try:
                 if now.found == "dir":
                     remove_tree(path, self._note_removed)
@@ -231,6 +239,25 @@ class LocalDestination:
                               f"has{where} to make room for SRC's "
                               f"{KIND_NAMES[clash.wanted]}: {e.strerror}", path) from None
         return [os.path.dirname(path)]
+
+    def removal_problem(self, path: bytes, found: str) -> tuple[str | None, int]:
+        """Why what DST has at `path` (of kind `found`) may not be removed to make room,
+        or None; and how many entries removing it deletes. Read-only (fastsync -n asks
+        too). An entry the filters exclude is never deleted, so neither is a tree that
+        holds one; and the removals of a run count against --max-delete."""
+        entries = [(path, found == "dir")]
+        if found == "dir":
+            entries += list(tree_entries(path))
+        root = len(self.path.rstrip(b"/")) + 1
+        if self.rules is not None:
+            for entry, is_dir in entries:
+                if self.rules.excluded(entry[root:], is_dir):
+                    return (f"not replaced: it holds {os.fsdecode(entry[root:])!r}, which "
+                            f"the filters exclude (move it away by hand)"), len(entries)
+        if self.max_remove is not None and self.removals + len(entries) > self.max_remove:
+            return (f"not replaced: that would delete {len(entries):,} entries, over "
+                    f"--max-delete {self.max_remove}"), len(entries)
+        return None, len(entries)
 
     def _note_removed(self, path: bytes, kind: str) -> None:
         with self._ledger:

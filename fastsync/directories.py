@@ -13,7 +13,7 @@ import os
 import stat
 import threading
 
-from .catalog import Catalog
+from .catalog import Catalog, from_db
 from .kinds import KindClash
 from .errors import FatalError, Interrupted, describe, is_fatal
 from .finisher import record_removals
@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def apply_directories(catalog: Catalog, dest, retrier: Retrier, stop: threading.Event,
-                      audit) -> int:
+                      audit, selected=None) -> int:
     """Create pending directories and give them their source times, deepest first (a
     directory's mtime moves whenever something inside it is created or removed, so it
     is set after its content). Creating a directory makes its parent pending again, so
     passes repeat until one finds nothing new; a directory that failed is tried once
     per run. Returns the number of failures. A full or read-only destination stops the
-    run (FatalError) once what was done is recorded."""
+    run (FatalError) once what was done is recorded. `selected` (a test of the source
+    path; --files-from): only those directories are looked at."""
     failed_keys: set = set()
     progressed = True
     while progressed and not stop.is_set():
@@ -39,6 +40,8 @@ def apply_directories(catalog: Catalog, dest, retrier: Retrier, stop: threading.
             if not page:
                 break
             before = page[-1][0]
+            if selected is not None:
+                page = [entry for entry in page if selected(from_db(entry[0]))]
             done, failed, touched = [], [], set()
             fatal = _apply_page(page, dest, retrier, audit, failed_keys, done, failed,
                                 touched)

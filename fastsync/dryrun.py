@@ -22,8 +22,8 @@ of them with -v; with --progress json, one JSON line per entry. Exit status 0.
 
 from __future__ import annotations
 
-import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 from typing import Iterator
@@ -32,14 +32,13 @@ from . import __version__
 from .backlog import ordered
 from .catalog import Catalog, from_db, open_readonly, to_db
 from .config import Config, format_size
-from .errors import CatalogError
+from .errors import CatalogError, UsageError
+from .locks import catalog_in_use
 from .mirror import mirror
 from .probe import RISKY, Traits
 from .progress import Console
 from .retry import Root
 from .run import Run
-
-log = logging.getLogger(__name__)
 
 SHOWN = 10          # entries of each kind listed without -v
 
@@ -49,7 +48,7 @@ def dry_run(config: Config, console: Console, stop) -> int:
         copy = os.path.join(tmp, "catalog.db")
         new_catalog = not os.path.exists(config.db) or os.path.getsize(config.db) == 0
         if not new_catalog:
-            _snapshot(config.db, copy)
+            _snapshot(config, copy)
         catalog = PlanCatalog.open(copy, config.src, config.dst, __version__)
         plan = None
         try:
@@ -64,21 +63,63 @@ def dry_run(config: Config, console: Console, stop) -> int:
             catalog.close()
 
 
-def _snapshot(db: str, copy: str) -> None:
-    """The catalog as it is now, copied (a run may be writing it: SQLite's backup
-    takes a consistent state). Read on an ordinary connection that writes nothing: a
-    read-only one would leave SQLite's -wal and -shm files behind it."""
-    source = open_readonly(db, writable=os.access(db, os.W_OK))
-    try:
-        target = sqlite3.connect(copy)
+def _snapshot(config: Config, copy: str) -> None:
+    """The catalog as it is now, copied to `copy` without writing the catalog or any
+    file beside it:
+    - a live run holds it: SQLite's backup, on a read-only connection that reads the
+      run's -wal as any reader does (the backup takes a consistent state);
+    - a killed run left a -wal: the catalog and its -wal are copied as files, and
+      SQLite replays the -wal in the copy only (the -shm beside the catalog is stale,
+      and a connection to the catalog itself would rebuild it);
+    - otherwise: the backup, reading the catalog as immutable (no -wal, no -shm made)."""
+    db, where = config.db, os.path.dirname(copy)
+    if not catalog_in_use(db) and os.path.exists(db + "-wal"):
+        _check_room(os.path.getsize(db) + os.path.getsize(db + "-wal"), db, where)
         try:
-            source.backup(target)
-        finally:
-            target.close()
+            shutil.copyfile(db, copy)
+            shutil.copyfile(db + "-wal", copy + "-wal")
+        except OSError as e:
+            raise CatalogError(f"catalog {db!r} cannot be read: {e.strerror}") from None
+        source = open_readonly(copy)
+    else:
+        source = open_readonly(db, immutable=not catalog_in_use(db))
+    try:
+        _check_pair(source, config)
+        if not os.path.exists(copy):
+            pages, size = (source.execute(f"PRAGMA {p}").fetchone()[0]
+                           for p in ("page_count", "page_size"))
+            _check_room(pages * size, db, where)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
     except sqlite3.Error as e:
         raise CatalogError(f"catalog {db!r} cannot be read ({e})") from None
     finally:
         source.close()
+
+
+def _check_pair(conn: sqlite3.Connection, config: Config) -> None:
+    """The catalog is for this SRC and DST (told with its own path, not the copy's)."""
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('src', 'dst')"))
+    if (meta.get("src"), meta.get("dst")) != (to_db(config.src), to_db(config.dst)):
+        show = [repr(os.fsdecode(from_db(v))) if v is not None else "?"
+                for v in (meta.get("src"), meta.get("dst"))]
+        raise CatalogError(f"catalog {config.db!r} belongs to SRC={show[0]} DST={show[1]};"
+                           f" use another --db for {os.fsdecode(config.src)!r} -> "
+                           f"{os.fsdecode(config.dst)!r}")
+
+
+def _check_room(need: int, db: str, where: str) -> None:
+    """The scratch copy (`need` bytes, and what the scan adds) must fit in $TMPDIR."""
+    st = os.statvfs(where)
+    free = st.f_bavail * st.f_frsize
+    if need * 2 > free:
+        raise UsageError(f"-n works on a scratch copy of the catalog {db!r} "
+                         f"({format_size(need)}), and {os.path.dirname(where)!r} has "
+                         f"{format_size(free)} free; set TMPDIR to a place with room "
+                         f"for twice that")
 
 
 def recorded(catalog: Catalog) -> Traits:
@@ -130,15 +171,15 @@ class PlanCatalog(Catalog):
                 " WHERE d.dst_path = f.dst_path) ORDER BY f.src_path"):
             yield from_db(key), from_db(dst)
 
-    def clashes(self) -> Iterator[tuple[bytes, str, str]]:
-        """(src, kind, DST's kind) of pending entries DST has another kind of entry
+    def clashes(self) -> Iterator[tuple[bytes, bytes, str, str]]:
+        """(src, dst, kind, DST's kind) of pending entries DST has another kind of entry
         for: a directory where SRC has a file or a link, or the other way round."""
-        for key, kind, found in self._query(
-                "SELECT f.src_path, f.kind, d.kind FROM files f JOIN dest_files d"
+        for key, dst, kind, found in self._query(
+                "SELECT f.src_path, f.dst_path, f.kind, d.kind FROM files f JOIN dest_files d"
                 " ON d.dst_path = f.dst_path WHERE f.status = 'pending'"
                 " AND ((f.kind = 'dir') != (d.kind = 'dir') OR d.kind = 'special')"
                 " ORDER BY f.src_path"):
-            yield from_db(key), kind, found
+            yield from_db(key), from_db(dst), kind, found
 
 
 class DryRun(Run):
@@ -238,8 +279,10 @@ class DryRun(Run):
         return files, nbytes
 
     def tell_dirs(self) -> int:
-        dirs = [src for src, _dst in self.catalog.dirs_to_create()
-                if self.selected is None or self.selected(src)]
+        # looked at live too: a resumed backlog's may have been made since the scan
+        dirs = [src for src, dst in self.catalog.dirs_to_create()
+                if (self.selected is None or self.selected(src))
+                and not os.path.lexists(dst)]
         if dirs:
             self.console.note(f"fastsync: would create {_count(len(dirs), 'directory')}:")
         for src in dirs:
@@ -248,15 +291,22 @@ class DryRun(Run):
 
     def tell_failures(self) -> None:
         replace = self.config.delete_extras
-        for src, kind, found in self.catalog.clashes():
+        for src, dst, kind, found in self.catalog.clashes():
             if self.selected is not None and not self.selected(src):
                 continue
+            clash = f"DST has a {found} where SRC has a {kind}"
             if found == "special" or not replace:
-                self.fail(src, f"DST has a {found} where SRC has a {kind}"
-                          + ("" if found == "special" else
-                             "; --delete-extras would replace it"))
+                self.fail(src, clash + ("" if found == "special" else
+                                        "; --delete-extras would replace it"))
+                continue
+            problem, count = self.dest.removal_problem(dst, found)
+            if problem is not None:
+                self.fail(src, f"{clash}; {problem}")
             else:
-                self.item("replace", src, f"replace ({found} at DST by a {kind})")
+                self.dest.removals += count
+                self.item("replace", src, f"replace ({found} at DST by a {kind}, "
+                                          f"deleting {_count(count, 'entry')})",
+                          deletes=count)
 
     def fail(self, src: bytes, why: str) -> None:
         self.would_fail += 1
@@ -267,12 +317,13 @@ class DryRun(Run):
         dst = config.dst
         result = mirror(self.catalog, config.src, dst, self.identity, self.stop.event,
                         self.audit, self.run_id, self.catalog.src_mounts(), self.traits,
-                        max_delete=config.max_delete, dry=True,
+                        max_delete=None if config.max_delete is None else
+                        max(0, config.max_delete - self.dest.removals), dry=True,
                         would_delete=lambda path, kind: self.item(
                             "delete", config.src + path[len(dst):], f"delete {kind:6}",
                             kind=kind))
         extra, extra_bytes, total, total_bytes = result.planned
-        told = (f"delete {result.deleted:,} entries with --delete-extras (the catalog "
+        told = (f"delete {_count(result.deleted, 'entry')} with --delete-extras (the catalog "
                 f"lists {extra:,} extras of {total:,} entries, {format_size(extra_bytes)}"
                 f" of {format_size(total_bytes)})")
         if result.refused:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Callable
+from typing import Callable, Iterator
 
 # How an entry's kind reads in a message.
 KIND_NAMES = {"file": "file", "dir": "directory", "symlink": "symbolic link",
@@ -52,6 +52,27 @@ def clash_at(path: bytes, wanted: str, below: bool = False) -> KindClash | None:
     if (found == "dir") == (wanted == "dir"):
         return None
     return KindClash(path, found, wanted, below)
+
+
+def tree_entries(top: bytes) -> Iterator[tuple[bytes, bool]]:
+    """(path, is a directory) of everything below the directory `top`, never through a
+    symlink and never into another filesystem (remove_tree would stop there anyway).
+    What cannot be listed is left out: remove_tree then fails on it."""
+    try:
+        device = os.lstat(top).st_dev
+    except OSError:
+        return
+    stack = [top]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    yield entry.path, is_dir
+                    if is_dir and entry.stat(follow_symlinks=False).st_dev == device:
+                        stack.append(entry.path)
+        except OSError:
+            continue
 
 
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

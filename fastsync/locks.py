@@ -68,6 +68,22 @@ def _who(fd: int) -> str:
     return f" (pid {text})" if text else ""
 
 
+def catalog_in_use(path: str) -> bool:
+    """Does a live fastsync hold the catalog at `path`? Asked without writing anything
+    (fastsync -n): its `.lock` is opened read-only and flock'ed shared for a moment."""
+    try:
+        fd = os.open(os.path.realpath(path) + ".lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as e:
+        return e.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+
+
 class CatalogLock:
     """Held for the life of the run; close() releases it (the files stay)."""
 

@@ -265,7 +265,9 @@ class Run:
         # Everything done at DST goes through it, from the copy to the directories.
         self.dest = LocalDestination(config.dst,
                                      lambda: self.roots["dst"].problem() is None,
-                                     replace=config.delete_extras)
+                                     replace=config.delete_extras,
+                                     rules=self.selection.rules or None,
+                                     max_remove=config.max_delete)
 
     # ------------------------------------------------------------ the whole run --
 
@@ -380,8 +382,8 @@ class Run:
                 == selection.ordered_by():
             return
         self.catalog.reorder(selection.klass_of(self.config.src),
-                             selection.order.sql("files"))
-        self.catalog.set_meta("backlog_order", selection.ordered_by())
+                             selection.order.sql("files"),
+                             {"backlog_order": selection.ordered_by()})
 
     # ------------------------------------------------------------------ phases --
 
@@ -390,7 +392,9 @@ class Run:
         self.console.note(f"fastsync: scanning SRC and DST ({self.reason})")
         result = scan(self.catalog, self.config.src, self.config.dst, self.window,
                       self.stop.event, self.console.scan, self.audit, self.retrier,
-                      self.traits, self.selection, self.dry)
+                      self.traits, self.selection, self.dry,
+                      {"selection": self.selection.scanned_with(),
+                       "backlog_order": self.selection.ordered_by()})
         stats, totals = result.stats, self.totals
         totals.specials, totals.scan_errors = stats.specials, stats.errors
         totals.stale_removed = stats.stale_removed
@@ -398,8 +402,6 @@ class Run:
             self.console.note("fastsync: interrupted during the scan; the catalog is "
                               "unchanged")
             return False
-        self.catalog.set_meta("selection", self.selection.scanned_with())
-        self.catalog.set_meta("backlog_order", self.selection.ordered_by())
         self.backlog = backlog = self.catalog.backlog(self.selected)
         # Mount points found now, and those found before whose directory is still there
         # (unmounted since: mirror.py keeps their DST copies until they come back).
@@ -483,15 +485,25 @@ class Run:
         result = mirror(self.catalog, self.config.src, self.config.dst, self.identity,
                         self.stop.event, self.audit, self.run_id,
                         self.catalog.src_mounts(), self.traits,
-                        max_delete=self.config.max_delete)
+                        max_delete=self.deletions_left())
+        self.dest.removals += result.deleted    # the directories phase gets what is left
         totals = self.totals
         totals.deleted, totals.failed = result.deleted, totals.failed + result.failed
         totals.held, totals.over_limit = len(result.held), result.skipped_count
         totals.refused = result.refused is not None
 
+    def deletions_left(self) -> int | None:
+        """--max-delete less what this run deleted already (entries removed to make
+        room for one that changed kind)."""
+        if self.config.max_delete is None:
+            return None
+        done = self.catalog.run_counts(self.run_id)["files_deleted"]
+        return max(0, self.config.max_delete - done)
+
     def directories(self) -> None:
         self.totals.dir_failures = apply_directories(self.catalog, self.dest, self.retrier,
-                                                     self.stop.event, self.audit)
+                                                     self.stop.event, self.audit,
+                                                     self.selected)
 
     # ----------------------------------------------------------------- summary --
 

@@ -35,7 +35,7 @@ from .locks import DST_LOCK
 from .names import Names
 from .probe import Traits, is_probe_name, remove_probe
 from .retry import Retrier
-from .selection import Node, Selection
+from .selection import LAST, Node, Selection
 from .times import DST_TIME_UNKNOWN, TIME_MAX_NS, TIME_MIN_NS, recorded_btime, time_problem
 from .transfer import is_temp_name
 
@@ -107,8 +107,7 @@ class Walker(threading.Thread):
         self.failure: BaseException | None = None
         self.traits, self.selection, self.dry = traits, selection, dry
         self.rules = selection.rules if selection.rules else None
-        self.priorities = selection.priorities if side == "src" else None
-        self.lowest = len(selection.priorities)     # the class of what matches none
+        self.priorities = bool(selection.priorities) and side == "src"
         # Names are checked against what DST can hold on the SRC side only.
         self.names = Names(traits, out) if side == "src" and traits.limits_names else None
 
@@ -156,7 +155,7 @@ class Walker(threading.Thread):
     def _walk(self) -> None:
         rows: list[tuple] = []
         st = _core.lstat(self.root)
-        klass = self.lowest if self.priorities else 0
+        klass = LAST
         row = self._row(self.root, st, "dir", klass)
         if row is not None:          # None: reported (a time beyond the catalog)
             rows.append(row)
@@ -183,6 +182,39 @@ class Walker(threading.Thread):
                     self.root + b"/" + rel, "listed in --files-from, not found in SRC "
                     "(missing, or below a symlink or an excluded directory)")))
 
+    def _reserved(self, path: bytes) -> bool:
+        """A name fastsync keeps for itself: a temporary's (reported in SRC), or DST's
+        lock at the root (reported in SRC; at DST ours or another run's, never extra)."""
+        name = os.path.basename(path)
+        if self.side == "src" and is_temp_name(name):
+            self.out.put((self.side, "special",
+                          (path, "name reserved for fastsync's temporary files")))
+            return True
+        if os.path.dirname(path) == self.root and \
+                self.traits.fold(name) == self.traits.fold(DST_LOCK):
+            if self.side == "src":
+                self.out.put((self.side, "special",
+                              (path, "name reserved for fastsync's DST lock")))
+            return True
+        return False
+
+    def _leftover(self, path: bytes, kind: str) -> bool:
+        """Is this DST entry a killed run's temporary or probe directory? It is then
+        removed (kept by a dry run) and not recorded."""
+        name = os.path.basename(path)
+        if kind == "file" and is_temp_name(name):
+            if _exists(self._counterpart(path)):
+                return False        # SRC has this name: an entry like any other
+            remove = os.unlink
+        elif kind == "dir" and is_probe_name(name):
+            remove = remove_probe   # probe.py: never through a symlink
+        else:
+            return False
+        if not self.dry:
+            remove(path)
+            self.out.put((self.side, "stale", path))
+        return True
+
     @contextmanager
     def _children(self, directory: bytes, node: Node | None):
         """(path, its --files-from node or None) of the entries to look at in
@@ -201,16 +233,8 @@ class Walker(threading.Thread):
         None below a listed directory; `klass`: its directory's priority class);
         returns the batch (a fresh list once a full one was sent)."""
         try:
-            if self.side == "src" and is_temp_name(os.path.basename(path)):
-                self.out.put((self.side, "special",
-                              (path, "name reserved for fastsync's temporary files")))
+            if self._reserved(path):
                 return rows
-            if os.path.dirname(path) == self.root and \
-                    self.traits.fold(os.path.basename(path)) == self.traits.fold(DST_LOCK):
-                if self.side == "src":   # a DST's lock: never copied over our own
-                    self.out.put((self.side, "special",
-                                  (path, "name reserved for fastsync's DST lock")))
-                return rows              # at DST: ours (or another run's), never an extra
             st = self.retrier.call(self.side, "stat", lambda: _core.lstat(path))
             if node is not None and self.side == "src":
                 node.seen = True
@@ -226,19 +250,10 @@ class Walker(threading.Thread):
                                   (path, SPECIAL.get(stat.S_IFMT(st[0]), "special file"))))
                     return rows
                 kind = "special"
-            elif kind == "file" and self.side == "dst" and is_temp_name(
-                    os.path.basename(path)) and not _exists(self._counterpart(path)):
-                if not self.dry:
-                    os.unlink(path)
-                    self.out.put((self.side, "stale", path))
-                return rows
-            elif kind == "dir" and self.side == "dst" and is_probe_name(os.path.basename(path)):
-                if not self.dry:
-                    remove_probe(path)   # a killed run's probe directory (probe.py)
-                    self.out.put((self.side, "stale", path))
+            elif self.side == "dst" and self._leftover(path, kind):
                 return rows
             if self.priorities:
-                klass = min(klass, self.priorities.klass(rel, kind == "dir"))
+                klass = min(klass, self.selection.klass(rel, kind == "dir"))
             row = self._row(path, st, kind, klass)
             if row is not None:      # None: reported; a directory is walked all the same
                 rows.append(row)
@@ -331,13 +346,15 @@ class Tally:
 
 def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.Event,
          progress, audit, retrier: Retrier, traits: Traits = Traits(),
-         selection: Selection = Selection(), dry: bool = False) -> ScanResult:
+         selection: Selection = Selection(), dry: bool = False,
+         meta: dict | None = None) -> ScanResult:
     """Scan both trees in parallel and merge the result into the catalog atomically.
 
     `progress(stats)` is called a few times a second; `audit` receives special files.
     An interrupted scan leaves the catalog as it was before (the staging is discarded).
     `selection`: what to look at (filters, --files-from) and the backlog's order;
-    `dry`: nothing found at DST is removed (fastsync -n).
+    `dry`: nothing found at DST is removed (fastsync -n); `meta`: catalog meta keys
+    written with the merge (what the scan looked at).
     """
     tally = Tally(catalog, window, audit)
     catalog.begin_scan()
@@ -360,5 +377,6 @@ def scan(catalog: Catalog, src: bytes, dst: bytes, window: int, stop: threading.
         return ScanResult(False, tally.stats, None)
     scope = selection.scope
     backlog = catalog.finish_scan(window, selection.order.sql("s"), None if scope is None
-                                  else lambda path: scope.covers(path[len(src) + 1:]))
+                                  else lambda path: scope.covers(path[len(src) + 1:]),
+                                  meta)
     return ScanResult(True, tally.stats, backlog)

@@ -24,10 +24,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .catalog import LAST_CLASS
 from .errors import UsageError
 from .filters import Priorities, Rules
 
 ORDERS = ("name", "size", "mtime")
+
+# The class of what no --priority matches (and of everything without --priority): the
+# matched classes 0, 1, ... come first, and a new --priority changes only the rows it
+# matches.
+LAST = LAST_CLASS
 
 
 @dataclass(frozen=True)
@@ -171,28 +177,37 @@ class Selection:
     def klass_of(self, src: bytes) -> Callable[[bytes], int] | None:
         """The priority class of a source path below `src`, as the scan gives it: the
         highest of its own and its directories' (None: no --priority)."""
-        priorities = self.priorities
-        if not priorities:
+        if not self.priorities:
             return None
-        lowest = len(priorities)
+        lowest, of = LAST, self.klass
         known: dict[bytes, int] = {b"": lowest}
 
         def of_dir(rel: bytes) -> int:
-            value = known.get(rel)
-            if value is None:
-                value = min(of_dir(rel.rpartition(b"/")[0]), priorities.klass(rel, True))
-                if len(known) > 100_000:        # rows come in path order: keep it small
-                    known.clear()
-                    known[b""] = lowest
+            missing = []            # the directories up to one already known
+            while rel not in known:
+                missing.append(rel)
+                rel = rel.rpartition(b"/")[0]
+            value = known[rel]
+            for rel in reversed(missing):
+                value = min(value, of(rel, True))
                 known[rel] = value
+            if len(known) > 100_000:        # rows come in path order: keep it small
+                known.clear()
+                known[b""] = lowest
             return value
 
         def klass(path: bytes) -> int:
             rel = path[len(src) + 1:]
             if not rel:
                 return lowest
-            return min(of_dir(rel.rpartition(b"/")[0]), priorities.klass(rel, False))
+            return min(of_dir(rel.rpartition(b"/")[0]), of(rel, False))
         return klass
+
+    def klass(self, rel: bytes, is_dir: bool) -> int:
+        """The class of the entry at `rel` itself: the first --priority it matches, or
+        LAST."""
+        klass = self.priorities.klass(rel, is_dir)
+        return LAST if klass >= len(self.priorities) else klass
 
     def changes(self, before: str | None) -> list[str]:
         """How this selection differs from the one stored as `before` (scanned_with())."""

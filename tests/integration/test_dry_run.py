@@ -109,9 +109,10 @@ def test_a_dry_run_shows_deletions_kind_changes_and_specials(pair, capsys):
     assert state(pair) == before
     assert "would fail: DST has a file where SRC has a dir; --delete-extras would " \
            "replace it" not in err      # with --delete-extras it is replaced instead
-    assert "replace (file at DST by a dir) b/three" in err
-    assert "delete 2 entries with --delete-extras" in err
-    assert "keep 2 more over --max-delete" in err
+    assert "replace (file at DST by a dir, deleting 1 entry) b/three" in err
+    # the replacement deletes 1 entry of the 2 --max-delete allows; the mirror the other
+    assert "delete 1 entry with --delete-extras" in err
+    assert "keep 3 more over --max-delete" in err
     assert "1 not copied" in err
     # without --delete-extras the kind change is a failure a real run would report
     assert main(pair.args("-n")) == EXIT_OK
@@ -179,3 +180,34 @@ def test_dry_run_json_lists_what_would_not_be_copied_or_would_fail(pair, capsys)
                        ".fastsync-0123456789abcdef.tmp":
                        "name reserved for fastsync's temporary files: not copied"}
     assert [o["path"] for o in out if o.get("action") == "copy"] == ["ok"]
+
+
+def test_a_dry_run_after_a_killed_run_writes_no_file_beside_the_catalog(pair):
+    """A run killed with SIGKILL leaves the catalog with its -wal and -shm: the dry run
+    reads them as they are (no checkpoint into the catalog, nothing removed), and the
+    catalog's directory keeps its mtime (nothing created and removed in it)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    for i in range(20):
+        write(pair.src / f"f{i:02d}", os.urandom(20_000))
+    proc = subprocess.Popen([sys.executable, "-m", "fastsync", *pair.args(
+        "--bwlimit", "20K")], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not any(e["op"] == "copy" for e in pair.audit()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    companions = [pair.root / f"catalog.db{s}" for s in ("", "-wal", "-shm")]
+    assert all(p.exists() for p in companions)
+
+    def files():
+        return ([hashlib.sha256(p.read_bytes()).hexdigest() for p in companions],
+                sorted(os.listdir(pair.root)), os.stat(pair.root).st_mtime_ns,
+                snapshot(pair.dst))
+    before = files()
+    assert main(pair.args("-n")) == EXIT_OK
+    assert files() == before
+    assert main(pair.args()) == EXIT_OK                  # the real run still resumes
+    assert snapshot(pair.dst) == snapshot(pair.src)

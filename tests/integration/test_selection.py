@@ -252,6 +252,9 @@ def test_a_resumed_backlog_takes_new_priorities(pair, capsys):
                                     "b/urgent/tiny"]
     rows = pair.rows("SELECT priority, order_key FROM files WHERE src_path LIKE '%c/other'")
     assert (rows[0]["priority"], rows[0]["order_key"]) == (0, -20)
+    # the rest is in the last class, where everything is without --priority
+    assert {r[0] for r in pair.rows("SELECT priority FROM files WHERE src_path NOT LIKE"
+                                    " '%/c' AND src_path NOT LIKE '%c/other'")} == {1 << 30}
 
 
 # ----------------------------------------------------------- deletion limits --
@@ -281,3 +284,61 @@ def test_a_mirror_that_would_delete_most_of_dst_refuses(pair, capsys):
     # asked for explicitly, it goes ahead
     assert main(pair.args("--delete-extras", "--max-delete", "3")) == EXIT_OK
     assert sorted(os.listdir(pair.dst)) == ["keep"]
+
+
+def kind_change(pair):
+    """DST has a directory foo (with a.keep and b) where SRC now has a file foo."""
+    write(pair.src / "foo/a.keep", b"k")
+    write(pair.src / "foo/b", b"b")
+    for i in range(5):
+        write(pair.src / f"other/{i}", b"o")
+    assert main(pair.args()) == EXIT_OK
+    for name in ("a.keep", "b"):
+        os.unlink(pair.src / "foo" / name)
+    os.rmdir(pair.src / "foo")
+    write(pair.src / "foo", b"now a file")
+
+
+def test_a_directory_holding_excluded_entries_is_not_replaced(pair, capsys):
+    kind_change(pair)
+    capsys.readouterr()
+    assert main(pair.args("--exclude", "*.keep", "--delete-extras")) == EXIT_PARTIAL
+    assert (pair.dst / "foo/a.keep").read_bytes() == b"k"
+    assert "it holds 'foo/a.keep', which the filters exclude" in capsys.readouterr().err
+    # foo/b is an extra the mirror deletes; the excluded foo/a.keep never is
+    assert [e["dst"] for e in pair.audit() if e["op"] == "delete"] == [
+        str(pair.dst / "foo/b")]
+    # the dry run says the same
+    assert main(pair.args("-n", "--exclude", "*.keep", "--delete-extras")) == EXIT_OK
+    assert "which the filters exclude (move it away by hand): foo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit, replaced", [("0", False), ("2", False), ("3", True)])
+def test_replacing_a_directory_counts_against_max_delete(pair, capsys, limit, replaced):
+    kind_change(pair)
+    code = main(pair.args("--delete-extras", "--max-delete", limit))
+    assert (pair.dst / "foo").is_file() == replaced
+    if replaced:
+        assert code == EXIT_OK and (pair.dst / "foo").read_bytes() == b"now a file"
+        assert len([e for e in pair.audit() if e["op"] == "delete"]) == 3
+    else:
+        assert code == EXIT_PARTIAL and (pair.dst / "foo").is_dir()
+        assert f"that would delete 3 entries, over --max-delete {limit}" in \
+            capsys.readouterr().err
+        # the mirror then deletes the extras inside, within what the limit leaves
+        assert sorted(os.listdir(pair.dst / "foo")) == ([] if limit == "2" else
+                                                        ["a.keep", "b"])
+
+
+def test_a_wave_creates_no_directory_outside_it(pair, tmp_path):
+    waves(pair)
+    assert main(pair.args()) == EXIT_OK
+    pend(pair, "1")                              # files and directories pending again
+    for rel in ("projB/sub/2", "projB/1"):
+        os.unlink(pair.dst / rel)
+    os.rmdir(pair.dst / "projB/sub")
+    os.rmdir(pair.dst / "projB")
+    (tmp_path / "w").write_text("projA\n")
+    assert main(pair.args("--files-from", str(tmp_path / "w"))) == EXIT_OK
+    assert not (pair.dst / "projB").exists()
+    assert "projB" in rels(pair, "SELECT src_path FROM files WHERE status = 'pending'")
