@@ -118,6 +118,7 @@ from .errors import EXIT_CRASH, EXIT_USAGE, FastsyncError, UsageError
 from .extraction import remove_stale_extractions
 from .progress import Console, ConsoleHandler, JsonLines
 from .run import StopRequest, install_signals, run
+from .filters import Priorities, Rules
 from .selection import Order, Selection, read_files_from
 
 
@@ -201,7 +202,6 @@ def _filter_options(argv: list[str], doc: str = __doc__) -> list[tuple[str, str]
 
 def _selection(args: dict, argv: list[str], src: bytes) -> Selection:
     """--exclude/--include (and -from), --files-from, --priority, --order-by."""
-    from .filters import Priorities, Rules
     if args["--from0"] and not args["--files-from"]:
         raise UsageError("--from0 says how --files-from FILE is separated; give --files-from")
     scope = None if not args["--files-from"] else read_files_from(

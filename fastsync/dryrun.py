@@ -73,7 +73,8 @@ def _snapshot(config: Config, copy: str) -> None:
       and a connection to the catalog itself would rebuild it);
     - otherwise: the backup, reading the catalog as immutable (no -wal, no -shm made)."""
     db, where = config.db, os.path.dirname(copy)
-    if not catalog_in_use(db) and os.path.exists(db + "-wal"):
+    in_use = catalog_in_use(db)
+    if not in_use and os.path.exists(db + "-wal"):
         _check_room(os.path.getsize(db) + os.path.getsize(db + "-wal"), db, where)
         try:
             shutil.copyfile(db, copy)
@@ -82,7 +83,7 @@ def _snapshot(config: Config, copy: str) -> None:
             raise CatalogError(f"catalog {db!r} cannot be read: {e.strerror}") from None
         source = open_readonly(copy)
     else:
-        source = open_readonly(db, immutable=not catalog_in_use(db))
+        source = open_readonly(db, immutable=not in_use)
     try:
         _check_pair(source, config)
         if not os.path.exists(copy):

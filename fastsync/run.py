@@ -402,7 +402,9 @@ class Run:
             self.console.note("fastsync: interrupted during the scan; the catalog is "
                               "unchanged")
             return False
-        self.backlog = backlog = self.catalog.backlog(self.selected)
+        # the merge counted the whole backlog; a --files-from wave counts its own
+        self.backlog = backlog = (result.backlog if self.selected is None
+                                  else self.catalog.backlog(self.selected))
         # Mount points found now, and those found before whose directory is still there
         # (unmounted since: mirror.py keeps their DST copies until they come back).
         # A nested one stays even where it is gone, while a mount above it is away.
